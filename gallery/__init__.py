@@ -1,0 +1,1 @@
+"""gallery: see ../shared/DESIGN.md; built by a later issue."""

@@ -1,0 +1,146 @@
+"""The parameters of one painting: one pydantic model shared by Gallery, Studio and Pycasso.
+
+Every field has a default, a range and a one-line description; the page builds its form from
+`Params.model_json_schema()`. Unknown fields are refused, so a typo never silently does nothing.
+Defaults follow the classic Keras example (height 400, weights 1 / 10 / 0.1, content `block5_conv2`,
+style `block1_conv1` ... `block5_conv1`), so loss values are comparable with it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# The VGG19 conv layers, in network order. Pycasso cuts the network at the deepest one in use.
+VGG19_LAYERS: tuple[str, ...] = (
+    "block1_conv1", "block1_conv2",
+    "block2_conv1", "block2_conv2",
+    "block3_conv1", "block3_conv2", "block3_conv3", "block3_conv4",
+    "block4_conv1", "block4_conv2", "block4_conv3", "block4_conv4",
+    "block5_conv1", "block5_conv2", "block5_conv3", "block5_conv4",
+)  # fmt: skip
+
+LayerName = Literal[
+    "block1_conv1", "block1_conv2",
+    "block2_conv1", "block2_conv2",
+    "block3_conv1", "block3_conv2", "block3_conv3", "block3_conv4",
+    "block4_conv1", "block4_conv2", "block4_conv3", "block4_conv4",
+    "block5_conv1", "block5_conv2", "block5_conv3", "block5_conv4",
+]  # fmt: skip
+
+DEFAULT_STYLE_LAYERS: dict[str, float] = {
+    "block1_conv1": 1.0,
+    "block2_conv1": 1.0,
+    "block3_conv1": 1.0,
+    "block4_conv1": 1.0,
+    "block5_conv1": 1.0,
+}
+
+MIN_SIZE = 32  # four 2x2 poolings before block5: 32 px still leaves block5 a 2x2 map
+MAX_SIZE = 2048
+MAX_STYLES = 8
+
+
+class Params(BaseModel):
+    """How to paint: size, length of the run, loss weights, layers, start image, styles, previews."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    size: int = Field(
+        400, ge=MIN_SIZE, le=MAX_SIZE,
+        description="Height of the painting in pixels; the width follows the photo's aspect ratio.",
+    )
+    iterations: int = Field(
+        100, ge=1, le=5000,
+        description="L-BFGS iterations: more is slower and more finished.",
+    )
+    content_weight: float = Field(
+        1.0, ge=0.0, le=1e6,
+        description="How strongly the painting keeps the photo's shapes.",
+    )
+    style_weight: float = Field(
+        10.0, ge=0.0, le=1e6,
+        description="How strongly the painting takes on the style's textures and colours.",
+    )
+    tv_weight: float = Field(
+        0.1, ge=0.0, le=1e6,
+        description="Smoothness: higher values remove speckle noise and blur fine detail.",
+    )
+    content_layer: LayerName = Field(
+        "block5_conv2",
+        description="VGG19 layer whose features the painting must match to keep the photo's content.",
+    )
+    style_layers: dict[LayerName, float] = Field(
+        default_factory=lambda: dict(DEFAULT_STYLE_LAYERS),
+        description="VGG19 layers whose Gram matrices carry the style, each with its relative weight.",
+    )
+    init: Literal["content", "noise", "style"] = Field(
+        "content",
+        description="Starting image: the photo, random noise, or the (first) style image.",
+    )
+    seed: int = Field(
+        0, ge=0, le=2**32 - 1,
+        description="Random seed: the same seed, parameters and machine give the same pixels.",
+    )
+    style_blend: list[float] | None = Field(
+        None, max_length=MAX_STYLES,
+        description="Relative weight of each style image (one per style); equal when not given.",
+    )
+    style_scale: float = Field(
+        1.0, ge=0.1, le=4.0,
+        description="Scale of the style image relative to the painting: larger gives bigger brush strokes.",
+    )
+    preserve_colors: bool = Field(
+        False,
+        description="Keep the photo's colours and transfer only the style's light and texture.",
+    )
+    preview_every: int = Field(
+        10, ge=0, le=5000,
+        description="Send a preview image every this many iterations (0: none).",
+    )
+
+    @field_validator("style_layers")
+    @classmethod
+    def _style_layers_usable(cls, layers: dict[str, float]) -> dict[str, float]:
+        if not layers:
+            raise ValueError("at least one style layer is needed")
+        for name, weight in layers.items():
+            if not 0.0 <= weight <= 1e6:
+                raise ValueError(f"weight of {name} must be between 0 and 1e6, got {weight}")
+        if sum(layers.values()) <= 0.0:
+            raise ValueError("at least one style layer needs a weight above 0")
+        return layers
+
+    @field_validator("style_blend")
+    @classmethod
+    def _blend_usable(cls, blend: list[float] | None) -> list[float] | None:
+        if blend is None:
+            return None
+        if not blend:
+            raise ValueError("give one weight per style image, or leave it out")
+        if any(not 0.0 <= w <= 1e6 for w in blend):
+            raise ValueError("each blend weight must be between 0 and 1e6")
+        if sum(blend) <= 0.0:
+            raise ValueError("at least one blend weight must be above 0")
+        return blend
+
+    def blend_for(self, n_styles: int) -> list[float]:
+        """The blend weights for `n_styles` style images, normalised to sum to 1.
+
+        Raises ValueError when an explicit blend has the wrong length.
+        """
+        if not 1 <= n_styles <= MAX_STYLES:
+            raise ValueError(f"between 1 and {MAX_STYLES} style images are needed, got {n_styles}")
+        weights = self.style_blend or [1.0] * n_styles
+        if len(weights) != n_styles:
+            raise ValueError(
+                f"style_blend has {len(weights)} weights but there are {n_styles} style images"
+            )
+        total = sum(weights)
+        return [w / total for w in weights]
+
+    def deepest_layer(self) -> str:
+        """The deepest VGG19 layer the losses read: the network is cut there."""
+        used = {self.content_layer, *self.style_layers}
+        return max(used, key=VGG19_LAYERS.index)

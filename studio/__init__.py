@@ -1,0 +1,1 @@
+"""studio: see ../shared/DESIGN.md; built by a later issue."""
