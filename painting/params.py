@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 # The VGG19 conv layers, in network order. Pycasso cuts the network at the deepest one in use.
 VGG19_LAYERS: tuple[str, ...] = (
@@ -144,3 +144,27 @@ class Params(BaseModel):
         """The deepest VGG19 layer the losses read: the network is cut there."""
         used = {self.content_layer, *self.style_layers}
         return max(used, key=VGG19_LAYERS.index)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming each bad field, e.g. "size: Input should be less than or equal to 2048"."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "params"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_params(data: str | bytes | dict | None) -> Params:
+    """Params from a JSON text or a dict (None or empty: all defaults).
+
+    Raises ValueError with a message that names each bad field.
+    """
+    if data is None or data == "" or data == b"":
+        return Params()
+    try:
+        if isinstance(data, str | bytes):
+            return Params.model_validate_json(data)
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(describe_validation_error(exc)) from None

