@@ -261,17 +261,24 @@ def _read_keras_h5(path: Path) -> Weights:
             for name in VGG19_LAYERS:
                 if name not in h5:
                     raise WeightsError(f"{path.name} has no layer {name}")
-                datasets: dict[str, np.ndarray] = {}
-                h5[name].visititems(
-                    lambda key, obj: datasets.__setitem__(key, obj[()])
-                    if isinstance(obj, h5py.Dataset)
-                    else None
-                )
-                kernel = next((v for k, v in datasets.items() if v.ndim == 4), None)
-                bias = next((v for k, v in datasets.items() if v.ndim == 1), None)
+                arrays = _datasets_under(h5[name], h5py.Dataset)
+                kernel = next((a for a in arrays if a.ndim == 4), None)
+                bias = next((a for a in arrays if a.ndim == 1), None)
                 if kernel is None or bias is None:
                     raise WeightsError(f"{path.name}: layer {name} lacks a kernel or a bias")
                 weights[name] = _checked(name, kernel, bias)
     except OSError as exc:
         raise WeightsError(f"cannot read {path.name} as HDF5: {exc}") from exc
     return weights
+
+
+def _datasets_under(group: Any, dataset_type: type) -> list[np.ndarray]:
+    """Every dataset below an HDF5 group (Keras nests them one or two levels deep)."""
+    found: list[np.ndarray] = []
+
+    def visit(_key: str, obj: Any) -> None:
+        if isinstance(obj, dataset_type):
+            found.append(obj[()])
+
+    group.visititems(visit)
+    return found

@@ -156,9 +156,8 @@ class Worker:
             preview = None
             if params.preview_every and (it.iteration % params.preview_every == 0) and it.iteration < it.iterations:
                 preview = imaging.encode_png(it.image())
-            self.send(
-                port.progress(job, it.iteration, it.iterations, it.evaluations, it.loss.as_dict(), it.elapsed_s, preview)
-            )
+            loss = it.loss.as_dict()
+            self.send(port.progress(job, it.iteration, it.iterations, it.evaluations, loss, it.elapsed_s, preview))
 
         try:
             result = engine.paint(
