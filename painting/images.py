@@ -93,9 +93,7 @@ def _megabytes(n: int) -> str:
     return f"{n / 1_000_000:.1f} MB"
 
 
-def inspect_image(
-    data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> ImageRef:
+def inspect_image(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageRef:
     """Check that `data` is an acceptable image and describe it; store nothing.
 
     Raises ImageTooLarge (byte or pixel cap) or InvalidImage (empty, not PNG/JPEG/WEBP, damaged).
@@ -280,9 +278,7 @@ class ImageStore:
             if len(shard) != 2:
                 continue
             try:
-                names = sorted(
-                    e.name for e in os.scandir(self.root / shard) if e.is_file(follow_symlinks=False)
-                )
+                names = sorted(e.name for e in os.scandir(self.root / shard) if e.is_file(follow_symlinks=False))
             except FileNotFoundError:
                 continue
             for name in names:

@@ -49,14 +49,10 @@ def bomb_png(width: int, height: int) -> bytes:
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
-def test_put_stores_content_addressed_and_reads_back(
-    make_image: ImageMaker, store: ImageStore, fmt: str
-) -> None:
+def test_put_stores_content_addressed_and_reads_back(make_image: ImageMaker, store: ImageStore, fmt: str) -> None:
     data = make_image(40, 30, fmt)
     ref = store.put(data)
-    assert ref == ImageRef(
-        id=hashlib.sha256(data).hexdigest(), width=40, height=30, format=fmt, size=len(data)
-    )
+    assert ref == ImageRef(id=hashlib.sha256(data).hexdigest(), width=40, height=30, format=fmt, size=len(data))
     assert ref.media_type == f"image/{fmt.lower()}"
     assert store.exists(ref.id)
     assert store.read(ref.id) == data
@@ -162,9 +158,7 @@ REFUSED: dict[str, tuple[Callable[[ImageMaker], bytes], type[ImageRejected]]] = 
 
 
 @pytest.mark.parametrize("case", list(REFUSED))
-def test_bad_input_is_refused_with_the_right_error(
-    store: ImageStore, make_image: ImageMaker, case: str
-) -> None:
+def test_bad_input_is_refused_with_the_right_error(store: ImageStore, make_image: ImageMaker, case: str) -> None:
     make, error = REFUSED[case]
     data = make(make_image)
     started = time.perf_counter()
@@ -194,9 +188,7 @@ def test_pixel_cap(make_image: ImageMaker, tmp_path: Path) -> None:
     assert store.put(make_image(31, 24)).width == 31
 
 
-def test_bomb_is_refused_from_the_header_without_decoding(
-    monkeypatch: pytest.MonkeyPatch, store: ImageStore
-) -> None:
+def test_bomb_is_refused_from_the_header_without_decoding(monkeypatch: pytest.MonkeyPatch, store: ImageStore) -> None:
     # Our cap must hold even where someone turned Pillow's global check off.
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
 
