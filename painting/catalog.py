@@ -1,0 +1,623 @@
+"""Painting records: a small typed API over SQLite (default) or PostgreSQL.
+
+    catalog = Catalog.open(None, Path("data"), scope="gallery")   # SQLite file, migrated to head
+    rec = catalog.create(params=Params(), content_image=ref.id, style_images=[s.id])
+    catalog.transition(rec.id, Status.RUNNING, from_={Status.QUEUED}, remote_id="job-1")
+    catalog.record_progress(rec.id, ProgressPoint(...), preview_image=preview.id)
+    catalog.transition(rec.id, Status.DONE, from_={Status.RUNNING}, result_image=result.id)
+
+Callers get frozen dataclasses (`PaintingRecord`, `ProgressPoint`), never ORM objects, and write
+no SQL. Every write is one transaction. Status changes are conditional (`transition` applies only
+from the statuses it is given and says whether it did), so a painting that is done, failed or
+cancelled can never be moved back to running by a late message.
+
+`scope` keeps Gallery's paintings and Studio's jobs apart when the two share one database; image
+references (`image_references`, used by `gc` and `fsck`) cover every scope, because the image store
+may be shared too.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from painting import db
+from painting.errors import CatalogError, CorruptRecord, InvalidId, NotFound
+from painting.images import check_image_id
+from painting.params import Params
+
+CATALOG_FILENAME = "catalog.sqlite3"
+MAX_PAGE = 500
+MAX_ERROR_CHARS = 10_000
+_PAINTING_ID_RE = re.compile(r"[0-9a-f]{32}")
+_SCOPE_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+class Status(StrEnum):
+    """Where a painting is in its life. The last three are final."""
+
+    QUEUED = "queued"  # stored, not yet handed to a worker
+    WAITING_FOR_STUDIO = "waiting_for_studio"  # Gallery: Studio unreachable, retrying
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+UNFINISHED: frozenset[Status] = frozenset({Status.QUEUED, Status.WAITING_FOR_STUDIO, Status.RUNNING})
+FINISHED: frozenset[Status] = frozenset({Status.DONE, Status.FAILED, Status.CANCELLED})
+
+
+@dataclass(frozen=True)
+class StyleImage:
+    """One style image of a painting and its blend weight (the weights of a painting sum to 1)."""
+
+    image_id: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class ProgressPoint:
+    """One point of the loss curve. A loss that is NaN or infinite is read back as NaN."""
+
+    iteration: int
+    evaluations: int
+    total_loss: float
+    content_loss: float
+    style_loss: float
+    tv_loss: float
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class PaintingRecord:
+    """A painting (Gallery) or job (Studio) as stored."""
+
+    id: str
+    scope: str
+    created_at: datetime  # aware, UTC
+    updated_at: datetime  # aware, UTC
+    status: Status
+    params: Params
+    content_image: str
+    styles: tuple[StyleImage, ...]
+    preview_image: str | None
+    result_image: str | None
+    iteration: int
+    iterations: int
+    error: str | None
+    remote_id: str | None  # the other side's id for it (Gallery: Studio's job id)
+    remote_url: str | None  # where the other side serves it
+    remote_cursor: str | None  # how far the other side's event stream was read (Last-Event-ID)
+    attempts: int
+    idempotency_key: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status.finished
+
+    @property
+    def style_images(self) -> tuple[str, ...]:
+        return tuple(s.image_id for s in self.styles)
+
+    def image_ids(self) -> frozenset[str]:
+        """Every image this record refers to."""
+        ids = {self.content_image, *self.style_images}
+        ids.update(i for i in (self.preview_image, self.result_image) if i is not None)
+        return frozenset(ids)
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    """One use of an image by a record: which painting, in which role, which image."""
+
+    painting_id: str
+    role: str  # "content", "style", "preview" or "result"
+    image_id: str
+
+
+def new_painting_id() -> str:
+    """A fresh painting id: 32 lowercase hex digits (a random UUID)."""
+    return uuid.uuid4().hex
+
+
+def check_painting_id(painting_id: object) -> str:
+    """Return `painting_id` if it is well formed (32 lowercase hex digits); raise InvalidId."""
+    if not isinstance(painting_id, str) or not _PAINTING_ID_RE.fullmatch(painting_id):
+        raise InvalidId("That is not a valid painting id.")
+    return painting_id
+
+
+# Fields `update` and `transition` may set, each with its check.
+def _check_optional_image(value: object) -> str | None:
+    return None if value is None else check_image_id(value)
+
+
+def _check_count(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"expected a whole number >= 0, got {value!r}")
+    return value
+
+
+def _check_text(limit: int, *, truncate: bool = False) -> Any:
+    def check(value: object) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError(f"expected text, got {type(value).__name__}")
+        if "\x00" in value:  # PostgreSQL cannot store NUL in text; refuse it on SQLite too
+            if not truncate:
+                raise ValueError("text must not contain NUL characters")
+            value = value.replace("\x00", "\ufffd")
+        if len(value) > limit:
+            if truncate:
+                return value[: limit - 1] + "…"
+            raise ValueError(f"text longer than {limit} characters")
+        return value
+
+    return check
+
+
+_FIELDS: dict[str, Any] = {
+    "preview_image": _check_optional_image,
+    "result_image": _check_optional_image,
+    "iteration": _check_count,
+    "attempts": _check_count,
+    "error": _check_text(MAX_ERROR_CHARS, truncate=True),
+    "remote_id": _check_text(200),
+    "remote_url": _check_text(2000),
+    "remote_cursor": _check_text(200),
+}
+
+
+def _checked_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(fields) - set(_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown painting fields: {', '.join(sorted(unknown))}")
+    return {name: _FIELDS[name](value) for name, value in fields.items()}
+
+
+def _statuses(statuses: Iterable[Status | str]) -> list[str]:
+    return sorted(Status(s).value for s in statuses)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Catalog:
+    """The painting records of one scope, in a SQLite or PostgreSQL database.
+
+    Opening one migrates the database to the newest schema (pass `migrate=False` to only check
+    that it is there). Thread-safe; close it (or use `with`) to release its connections.
+    """
+
+    def __init__(self, url: str, *, scope: str = "default", migrate: bool = True) -> None:
+        if not _SCOPE_RE.fullmatch(scope):
+            raise ValueError("scope must be a short lowercase name, e.g. 'gallery'")
+        self.scope = scope
+        self._engine = db.make_engine(url)
+        self._writer = db.writer(self._engine)
+        try:
+            if migrate:
+                db.upgrade(self._engine)
+            else:
+                current, head = db.current_revision(self._engine), db.head_revision()
+                if current != head:
+                    raise CatalogError(
+                        f"The painting database is at schema revision {current or 'none (empty)'}, "
+                        f"not {head}; start the service once to migrate it."
+                    )
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    @classmethod
+    def open(cls, url: str | None, data_dir: str | Path, *, scope: str = "default", migrate: bool = True) -> Catalog:
+        """A catalog at `url`, or without one the SQLite file `catalog.sqlite3` in `data_dir`."""
+        if url is None:
+            url = db.sqlite_url(Path(data_dir) / CATALOG_FILENAME)
+        return cls(url, scope=scope, migrate=migrate)
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    @property
+    def backend(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self._engine.dialect.name
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.url!r}, scope={self.scope!r})"
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with Session(self._engine) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with Session(self._writer) as session, session.begin():
+            yield session
+
+    # -- creating ------------------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        params: Params,
+        content_image: str,
+        style_images: Sequence[str],
+        status: Status = Status.QUEUED,
+        painting_id: str | None = None,
+        idempotency_key: str | None = None,
+        remote_id: str | None = None,
+        remote_url: str | None = None,
+    ) -> PaintingRecord:
+        """Store a new painting and return it.
+
+        The style blend weights come from `params.blend_for(len(style_images))` (ValueError when
+        they do not fit). With an `idempotency_key` that this scope already has, nothing is
+        written and the existing painting is returned: a retried request never makes two.
+        """
+        if not isinstance(params, Params):
+            raise TypeError("params must be a painting.params.Params")
+        check_image_id(content_image)
+        for image_id in style_images:
+            check_image_id(image_id)
+        weights = params.blend_for(len(style_images))
+        painting_id = new_painting_id() if painting_id is None else check_painting_id(painting_id)
+        if idempotency_key is not None and (not 1 <= len(idempotency_key) <= 200 or "\x00" in idempotency_key):
+            raise ValueError("an idempotency key must be 1 to 200 characters, without NUL")
+        fields = _checked_fields({"remote_id": remote_id, "remote_url": remote_url})
+        now = _now()
+        row = {
+            "id": painting_id,
+            "scope": self.scope,
+            "created_at": now,
+            "updated_at": now,
+            "status": Status(status).value,
+            "params": params.model_dump(mode="json"),
+            "content_image": content_image,
+            "preview_image": None,
+            "result_image": None,
+            "iteration": 0,
+            "iterations": params.iterations,
+            "error": None,
+            "remote_cursor": None,
+            "attempts": 0,
+            "idempotency_key": idempotency_key,
+            **fields,
+        }
+        styles = [
+            {"painting_id": painting_id, "position": i, "image_id": image_id, "weight": weight}
+            for i, (image_id, weight) in enumerate(zip(style_images, weights, strict=True))
+        ]
+        try:
+            with self._write() as s:
+                if idempotency_key is not None:
+                    existing = self._by_key(s, idempotency_key)
+                    if existing is not None:
+                        return existing
+                s.execute(sa.insert(db.PaintingRow), [row])
+                s.execute(sa.insert(db.StyleRow), styles)
+        except IntegrityError:
+            # PostgreSQL: a concurrent create with the same key won the race; answer with its row.
+            if idempotency_key is not None:
+                found = self.find_by_idempotency_key(idempotency_key)
+                if found is not None:
+                    return found
+            raise
+        return self.get(painting_id)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get(self, painting_id: str) -> PaintingRecord:
+        """The painting with this id; raises NotFound (InvalidId for a malformed id)."""
+        check_painting_id(painting_id)
+        with self._read() as s:
+            row = s.get(db.PaintingRow, painting_id)
+            if row is None or row.scope != self.scope:
+                raise NotFound("No painting with that id.")
+            return self._records(s, [row])[0]
+
+    def find_by_idempotency_key(self, key: str) -> PaintingRecord | None:
+        """The painting created with this idempotency key, if any."""
+        with self._read() as s:
+            return self._by_key(s, key)
+
+    def _by_key(self, s: Session, key: str) -> PaintingRecord | None:
+        row = s.scalars(
+            sa.select(db.PaintingRow).where(db.PaintingRow.scope == self.scope, db.PaintingRow.idempotency_key == key)
+        ).first()
+        return None if row is None else self._records(s, [row])[0]
+
+    def newest(
+        self, *, limit: int = 20, offset: int = 0, statuses: Collection[Status] | None = None
+    ) -> list[PaintingRecord]:
+        """Paintings newest first: `limit` of them (1 to 500) after skipping `offset`."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+        if offset < 0:
+            raise ValueError("offset must be >= 0")
+        query = sa.select(db.PaintingRow).where(db.PaintingRow.scope == self.scope)
+        if statuses is not None:
+            query = query.where(db.PaintingRow.status.in_(_statuses(statuses)))
+        query = query.order_by(db.PaintingRow.created_at.desc(), db.PaintingRow.id.desc())
+        with self._read() as s:
+            rows = list(s.scalars(query.limit(limit).offset(offset)))
+            return self._records(s, rows)
+
+    def count(self, *, statuses: Collection[Status] | None = None) -> int:
+        """How many paintings there are (with one of `statuses`, when given)."""
+        query = sa.select(sa.func.count()).select_from(db.PaintingRow).where(db.PaintingRow.scope == self.scope)
+        if statuses is not None:
+            query = query.where(db.PaintingRow.status.in_(_statuses(statuses)))
+        with self._read() as s:
+            return int(s.execute(query).scalar_one())
+
+    def unfinished(self) -> list[PaintingRecord]:
+        """Paintings queued, waiting or running, oldest first: the work to pick up after a restart."""
+        query = (
+            sa.select(db.PaintingRow)
+            .where(db.PaintingRow.scope == self.scope, db.PaintingRow.status.in_(_statuses(UNFINISHED)))
+            .order_by(db.PaintingRow.created_at, db.PaintingRow.id)
+        )
+        with self._read() as s:
+            return self._records(s, list(s.scalars(query)))
+
+    def progress(self, painting_id: str) -> list[ProgressPoint]:
+        """The loss curve of a painting, by iteration; raises NotFound."""
+        check_painting_id(painting_id)
+        with self._read() as s:
+            self._require(s, painting_id)
+            rows = s.scalars(
+                sa.select(db.ProgressRow)
+                .where(db.ProgressRow.painting_id == painting_id)
+                .order_by(db.ProgressRow.iteration)
+            )
+            return [
+                ProgressPoint(
+                    iteration=r.iteration,
+                    evaluations=r.evaluations,
+                    total_loss=r.total_loss,
+                    content_loss=r.content_loss,
+                    style_loss=r.style_loss,
+                    tv_loss=r.tv_loss,
+                    elapsed_s=r.elapsed_s,
+                )
+                for r in rows
+            ]
+
+    def _require(self, s: Session, painting_id: str) -> None:
+        found = s.scalar(
+            sa.select(db.PaintingRow.id).where(db.PaintingRow.id == painting_id, db.PaintingRow.scope == self.scope)
+        )
+        if found is None:
+            raise NotFound("No painting with that id.")
+
+    def _records(self, s: Session, rows: Sequence[db.PaintingRow]) -> list[PaintingRecord]:
+        if not rows:
+            return []
+        styles: dict[str, list[StyleImage]] = {row.id: [] for row in rows}
+        for style in s.scalars(
+            sa.select(db.StyleRow)
+            .where(db.StyleRow.painting_id.in_(list(styles)))
+            .order_by(db.StyleRow.painting_id, db.StyleRow.position)
+        ):
+            styles[style.painting_id].append(StyleImage(style.image_id, style.weight))
+        return [self._record(row, styles[row.id]) for row in rows]
+
+    @staticmethod
+    def _record(row: db.PaintingRow, styles: list[StyleImage]) -> PaintingRecord:
+        try:
+            params = Params.model_validate(row.params)
+            status = Status(row.status)
+        except (ValidationError, ValueError) as exc:
+            raise CorruptRecord(f"Painting {row.id} has stored data that no longer validates: {exc}") from exc
+        return PaintingRecord(
+            id=row.id,
+            scope=row.scope,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            status=status,
+            params=params,
+            content_image=row.content_image,
+            styles=tuple(styles),
+            preview_image=row.preview_image,
+            result_image=row.result_image,
+            iteration=row.iteration,
+            iterations=row.iterations,
+            error=row.error,
+            remote_id=row.remote_id,
+            remote_url=row.remote_url,
+            remote_cursor=row.remote_cursor,
+            attempts=row.attempts,
+            idempotency_key=row.idempotency_key,
+        )
+
+    # -- changing ------------------------------------------------------------------------------
+
+    def _conditional_update(
+        self, s: Session, painting_id: str, allowed_from: Iterable[Status] | None, values: dict[str, Any]
+    ) -> bool:
+        stmt = sa.update(db.PaintingRow).where(db.PaintingRow.id == painting_id, db.PaintingRow.scope == self.scope)
+        if allowed_from is not None:
+            stmt = stmt.where(db.PaintingRow.status.in_(_statuses(allowed_from)))
+        result = s.execute(stmt.values(updated_at=_now(), **values).execution_options(synchronize_session=False))
+        if result.rowcount == 1:
+            return True
+        self._require(s, painting_id)  # NotFound, or else the status did not match
+        return False
+
+    def transition(
+        self,
+        painting_id: str,
+        to: Status,
+        *,
+        from_: Iterable[Status] = UNFINISHED,
+        bump_attempts: bool = False,
+        **fields: Any,
+    ) -> bool:
+        """Move a painting to status `to`, only if its status is one of `from_`; set `fields` too.
+
+        Returns whether it applied (False: the status was something else, nothing changed).
+        Atomic: the check and the change are one UPDATE. `bump_attempts` adds 1 to `attempts`.
+        Fields: preview_image, result_image, iteration, attempts, error, remote_id, remote_url,
+        remote_cursor. Raises NotFound, TypeError for an unknown field, ValueError for a bad value.
+        """
+        check_painting_id(painting_id)
+        values = {"status": Status(to).value, **_checked_fields(fields)}
+        if bump_attempts:
+            values["attempts"] = db.PaintingRow.attempts + 1
+        with self._write() as s:
+            return self._conditional_update(s, painting_id, list(from_), values)
+
+    def update(self, painting_id: str, *, only_if: Iterable[Status] | None = None, **fields: Any) -> bool:
+        """Set some fields (not the status) of a painting; see `transition` for the fields.
+
+        With `only_if`, only when the painting's status is one of those. Returns whether it applied.
+        """
+        check_painting_id(painting_id)
+        values = _checked_fields(fields)
+        with self._write() as s:
+            return self._conditional_update(s, painting_id, None if only_if is None else list(only_if), values)
+
+    def record_progress(
+        self,
+        painting_id: str,
+        point: ProgressPoint,
+        *,
+        preview_image: str | None = None,
+        only_if: Iterable[Status] = UNFINISHED,
+    ) -> bool:
+        """Add a point to the loss curve and move the painting's iteration (and preview) to it.
+
+        One transaction; applies only while the painting's status is one of `only_if` (by default
+        not finished, so a late frame cannot touch a cancelled painting). A point for an iteration
+        already recorded replaces it (a resumed run repeats iterations). Returns whether it applied.
+        """
+        check_painting_id(painting_id)
+        _check_count(point.iteration)
+        _check_count(point.evaluations)
+        values: dict[str, Any] = {"iteration": point.iteration}
+        if preview_image is not None:
+            values["preview_image"] = check_image_id(preview_image)
+        row = {
+            "painting_id": painting_id,
+            "iteration": point.iteration,
+            "evaluations": point.evaluations,
+            "total_loss": point.total_loss,
+            "content_loss": point.content_loss,
+            "style_loss": point.style_loss,
+            "tv_loss": point.tv_loss,
+            "elapsed_s": float(point.elapsed_s),
+        }
+        dialect = postgresql if self.backend == "postgresql" else sqlite
+        upsert = dialect.insert(db.ProgressRow).values(row)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["painting_id", "iteration"],
+            set_={k: upsert.excluded[k] for k in row if k not in ("painting_id", "iteration")},
+        )
+        with self._write() as s:
+            if not self._conditional_update(s, painting_id, list(only_if), values):
+                return False
+            s.execute(upsert)
+            return True
+
+    def delete(self, painting_id: str) -> bool:
+        """Remove a painting and its history; return whether there was one.
+
+        Its images stay in the store until `painting.gc.collect` finds nothing refers to them.
+        """
+        check_painting_id(painting_id)
+        with self._write() as s:
+            found = s.scalar(
+                sa.select(db.PaintingRow.id).where(db.PaintingRow.id == painting_id, db.PaintingRow.scope == self.scope)
+            )
+            if found is None:
+                return False
+            # The foreign keys cascade too; deleting explicitly does not depend on SQLite's pragma.
+            s.execute(sa.delete(db.ProgressRow).where(db.ProgressRow.painting_id == painting_id))
+            s.execute(sa.delete(db.StyleRow).where(db.StyleRow.painting_id == painting_id))
+            s.execute(sa.delete(db.PaintingRow).where(db.PaintingRow.id == painting_id))
+            return True
+
+    # -- images, across every scope ------------------------------------------------------------
+
+    def image_references(self) -> Iterator[ImageReference]:
+        """Every use of an image by any record in this database (all scopes), by painting."""
+        p, st = db.PaintingRow, db.StyleRow
+
+        def role(name: str) -> Any:
+            return sa.literal(name, sa.String(16)).label("role")
+
+        query = sa.union_all(
+            sa.select(p.id.label("painting_id"), role("content"), p.content_image.label("image_id")),
+            sa.select(p.id, role("style"), st.image_id).join(st, st.painting_id == p.id),
+            sa.select(p.id, role("preview"), p.preview_image).where(p.preview_image.is_not(None)),
+            sa.select(p.id, role("result"), p.result_image).where(p.result_image.is_not(None)),
+        ).order_by("painting_id", "role", "image_id")
+        with self._read() as s:
+            rows = s.execute(query).all()
+        for painting_id, role, image_id in rows:
+            yield ImageReference(painting_id=painting_id, role=role, image_id=image_id)
+
+    def invalid_records(self) -> list[tuple[str, str]]:
+        """(painting id, reason) for every record, any scope, whose stored data no longer validates."""
+        found = []
+        with self._read() as s:
+            for row in s.scalars(sa.select(db.PaintingRow).order_by(db.PaintingRow.id)):
+                try:
+                    self._record(row, [])
+                except CorruptRecord as exc:
+                    found.append((row.id, str(exc)))
+        return found
+
+    def referenced_images(self) -> set[str]:
+        """The ids of every image some record (any scope) refers to."""
+        return {ref.image_id for ref in self.image_references()}
+
+
+__all__ = [
+    "CATALOG_FILENAME",
+    "FINISHED",
+    "UNFINISHED",
+    "Catalog",
+    "ImageReference",
+    "PaintingRecord",
+    "ProgressPoint",
+    "Status",
+    "StyleImage",
+    "check_painting_id",
+    "new_painting_id",
+]

@@ -1,0 +1,295 @@
+"""The catalog's typed API, on a real SQLite file and a real PostgreSQL database."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from painting.catalog import (
+    FINISHED,
+    UNFINISHED,
+    Catalog,
+    PaintingRecord,
+    ProgressPoint,
+    Status,
+    StyleImage,
+    check_painting_id,
+    new_painting_id,
+)
+from painting.errors import CorruptRecord, InvalidId, NotFound
+from painting.params import MAX_STYLES, Params
+
+
+def img(n: int) -> str:
+    """A well-formed image id (the catalog does not need the image to exist)."""
+    return hashlib.sha256(str(n).encode()).hexdigest()
+
+
+def make(catalog: Catalog, n_styles: int = 1, **kwargs: object) -> PaintingRecord:
+    kwargs.setdefault("params", Params())
+    return catalog.create(content_image=img(0), style_images=[img(i + 1) for i in range(n_styles)], **kwargs)
+
+
+def point(iteration: int, total: float = 10.0) -> ProgressPoint:
+    return ProgressPoint(
+        iteration=iteration,
+        evaluations=iteration + 1,
+        total_loss=total,
+        content_loss=1.0,
+        style_loss=2.0,
+        tv_loss=0.5,
+        elapsed_s=0.25 * iteration,
+    )
+
+
+def test_create_then_get_round_trips(catalog: Catalog) -> None:
+    params = Params(size=128, iterations=7, style_blend=[3.0, 1.0], seed=42)
+    rec = catalog.create(
+        params=params,
+        content_image=img(0),
+        style_images=[img(1), img(2)],
+        remote_url="http://studio/v1/jobs/x",
+    )
+    check_painting_id(rec.id)
+    assert rec.status is Status.QUEUED and not rec.finished
+    assert rec.params == params
+    assert rec.styles == (StyleImage(img(1), 0.75), StyleImage(img(2), 0.25))
+    assert rec.iteration == 0 and rec.iterations == 7 and rec.attempts == 0
+    assert rec.preview_image is None and rec.result_image is None and rec.error is None
+    assert rec.remote_url == "http://studio/v1/jobs/x"
+    assert rec.created_at.tzinfo is not None and rec.created_at.utcoffset() == timedelta(0)
+    assert rec.created_at == rec.updated_at
+    assert catalog.get(rec.id) == rec
+    assert rec.image_ids() == {img(0), img(1), img(2)}
+
+
+def test_get_refuses_unknown_and_malformed_ids(catalog: Catalog) -> None:
+    with pytest.raises(NotFound):
+        catalog.get(new_painting_id())
+    for bad in ["../x", "", "A" * 32, "a" * 31, "a" * 33, "a" * 31 + "\n", None]:
+        with pytest.raises(InvalidId):
+            catalog.get(bad)  # type: ignore[arg-type]
+
+
+def test_create_refuses_bad_input(catalog: Catalog) -> None:
+    with pytest.raises(InvalidId):
+        catalog.create(params=Params(), content_image="../../etc/passwd", style_images=[img(1)])
+    with pytest.raises(ValueError, match="style_blend has 2 weights"):
+        catalog.create(params=Params(style_blend=[1.0, 2.0]), content_image=img(0), style_images=[img(1)])
+    with pytest.raises(ValueError, match="between 1 and"):
+        catalog.create(params=Params(), content_image=img(0), style_images=[])
+    with pytest.raises(TypeError):
+        catalog.create(params={"size": 100}, content_image=img(0), style_images=[img(1)])  # type: ignore[arg-type]
+    assert catalog.count() == 0
+
+
+def test_newest_first_with_paging_and_filters(catalog: Catalog) -> None:
+    made = [make(catalog) for _ in range(7)]
+    catalog.transition(made[2].id, Status.DONE)
+    newest = list(reversed(made))
+    assert [r.id for r in catalog.newest(limit=3)] == [r.id for r in newest[:3]]
+    assert [r.id for r in catalog.newest(limit=3, offset=3)] == [r.id for r in newest[3:6]]
+    assert [r.id for r in catalog.newest(limit=3, offset=6)] == [newest[6].id]
+    assert catalog.newest(limit=3, offset=7) == []
+    assert [r.id for r in catalog.newest(statuses={Status.DONE})] == [made[2].id]
+    assert catalog.count() == 7
+    assert catalog.count(statuses=FINISHED) == 1
+    assert catalog.count(statuses=UNFINISHED) == 6
+    with pytest.raises(ValueError):
+        catalog.newest(limit=0)
+    with pytest.raises(ValueError):
+        catalog.newest(offset=-1)
+
+
+def test_transition_applies_only_from_the_given_statuses(catalog: Catalog) -> None:
+    rec = make(catalog)
+    assert catalog.transition(rec.id, Status.RUNNING, from_={Status.QUEUED}, remote_id="job-1")
+    assert not catalog.transition(rec.id, Status.RUNNING, from_={Status.QUEUED})
+    assert catalog.transition(rec.id, Status.DONE, from_={Status.RUNNING}, result_image=img(9))
+    done = catalog.get(rec.id)
+    # A late "running" (default from_: unfinished statuses) cannot revive a finished painting.
+    assert not catalog.transition(rec.id, Status.RUNNING)
+    assert not catalog.transition(rec.id, Status.FAILED, error="late")
+    assert catalog.get(rec.id) == done
+    assert done.status is Status.DONE and done.remote_id == "job-1" and done.result_image == img(9)
+    assert done.updated_at >= rec.updated_at
+    with pytest.raises(NotFound):
+        catalog.transition(new_painting_id(), Status.RUNNING)
+
+
+def test_transition_bumps_attempts_and_checks_fields(catalog: Catalog) -> None:
+    rec = make(catalog)
+    assert catalog.transition(rec.id, Status.WAITING_FOR_STUDIO, bump_attempts=True, error="Studio down")
+    assert catalog.transition(rec.id, Status.WAITING_FOR_STUDIO, bump_attempts=True)
+    got = catalog.get(rec.id)
+    assert got.attempts == 2 and got.status is Status.WAITING_FOR_STUDIO and got.error == "Studio down"
+    with pytest.raises(TypeError, match="unknown painting fields: status"):
+        catalog.transition(rec.id, Status.RUNNING, status="done")
+    with pytest.raises(InvalidId):
+        catalog.transition(rec.id, Status.RUNNING, result_image="/etc/passwd")
+    with pytest.raises(ValueError):
+        catalog.transition(rec.id, Status.RUNNING, iteration=-1)
+    with pytest.raises(ValueError):
+        catalog.transition(rec.id, "exploded")  # type: ignore[arg-type]
+    assert catalog.get(rec.id) == got
+
+
+def test_only_one_of_many_concurrent_transitions_wins(catalog: Catalog) -> None:
+    rec = make(catalog)
+    wins: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def claim(n: int) -> None:
+        barrier.wait()
+        wins.append(catalog.transition(rec.id, Status.RUNNING, from_={Status.QUEUED}, remote_id=f"w{n}"))
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == [False] * 7 + [True]
+
+
+def test_update_sets_fields_and_respects_only_if(catalog: Catalog) -> None:
+    rec = make(catalog)
+    assert catalog.update(rec.id, remote_cursor="17", remote_id="job-9")
+    assert catalog.get(rec.id).remote_cursor == "17"
+    assert not catalog.update(rec.id, only_if={Status.RUNNING}, remote_cursor="18")
+    assert catalog.get(rec.id).remote_cursor == "17"
+    long_error = "x" * 20_000
+    assert catalog.update(rec.id, error=long_error)
+    stored = catalog.get(rec.id).error
+    assert stored is not None and len(stored) == 10_000 and stored.endswith("…")
+    with pytest.raises(ValueError):
+        catalog.update(rec.id, remote_url="h" * 3000)
+    with pytest.raises(NotFound):
+        catalog.update(new_painting_id(), remote_cursor="1")
+
+
+def test_progress_history_is_appended_and_replaced_per_iteration(catalog: Catalog) -> None:
+    rec = make(catalog)
+    catalog.transition(rec.id, Status.RUNNING)
+    assert catalog.record_progress(rec.id, point(2), preview_image=img(20))
+    assert catalog.record_progress(rec.id, point(1))
+    assert catalog.record_progress(rec.id, point(3, total=math.inf))
+    assert catalog.record_progress(rec.id, point(2, total=5.0))  # a resumed run repeats iteration 2
+    history = catalog.progress(rec.id)
+    assert [p.iteration for p in history] == [1, 2, 3]
+    assert history[1] == point(2, total=5.0)
+    assert math.isnan(history[2].total_loss)  # non-finite losses are kept as NaN
+    got = catalog.get(rec.id)
+    assert got.iteration == 2 and got.preview_image == img(20)
+    assert catalog.transition(rec.id, Status.CANCELLED)
+    assert not catalog.record_progress(rec.id, point(4))  # a late frame after cancel is dropped
+    assert [p.iteration for p in catalog.progress(rec.id)] == [1, 2, 3]
+    with pytest.raises(NotFound):
+        catalog.progress(new_painting_id())
+    with pytest.raises(NotFound):
+        catalog.record_progress(new_painting_id(), point(1))
+
+
+def test_delete_removes_the_record_and_its_history(catalog: Catalog) -> None:
+    keep, gone = make(catalog), make(catalog, n_styles=3)
+    catalog.record_progress(gone.id, point(1))
+    catalog.record_progress(keep.id, point(1))
+    assert catalog.delete(gone.id)
+    assert not catalog.delete(gone.id)
+    with pytest.raises(NotFound):
+        catalog.get(gone.id)
+    with pytest.raises(NotFound):
+        catalog.progress(gone.id)
+    assert [r.id for r in catalog.newest()] == [keep.id]
+    assert len(catalog.progress(keep.id)) == 1
+    assert {r.painting_id for r in catalog.image_references()} == {keep.id}
+
+
+def test_unfinished_lists_work_to_resume_oldest_first(catalog: Catalog) -> None:
+    a, b, c, d = (make(catalog) for _ in range(4))
+    catalog.transition(b.id, Status.RUNNING)
+    catalog.transition(c.id, Status.FAILED, error="boom")
+    catalog.transition(d.id, Status.WAITING_FOR_STUDIO)
+    assert [r.id for r in catalog.unfinished()] == [a.id, b.id, d.id]
+
+
+def test_idempotency_key_makes_one_painting(catalog: Catalog) -> None:
+    first = make(catalog, idempotency_key="gallery-painting-1")
+    again = make(catalog, n_styles=2, idempotency_key="gallery-painting-1")
+    assert again == first
+    assert catalog.count() == 1
+    assert catalog.find_by_idempotency_key("gallery-painting-1") == first
+    assert catalog.find_by_idempotency_key("nope") is None
+
+
+def test_scopes_keep_services_apart_in_one_database(catalog: Catalog, database_url: str) -> None:
+    mine = make(catalog)
+    with Catalog(database_url, scope="studio") as other:
+        theirs = make(other, idempotency_key="k")
+        make(catalog, idempotency_key="k")  # same key, other scope: a different painting
+        assert [r.id for r in other.newest()] == [theirs.id]
+        with pytest.raises(NotFound):
+            other.get(mine.id)
+        assert not other.delete(mine.id)
+        assert {r.painting_id for r in catalog.image_references()} >= {mine.id, theirs.id}
+    assert catalog.count() == 2
+
+
+def test_a_record_that_no_longer_validates_is_reported(catalog: Catalog) -> None:
+    rec = make(catalog)
+    with catalog._write() as s:  # tamper as a bad migration or a hand edit would
+        s.execute(sa.text("UPDATE paintings SET params = :p WHERE id = :id"), {"p": '{"size": 1}', "id": rec.id})
+    with pytest.raises(CorruptRecord, match=rec.id):
+        catalog.get(rec.id)
+    assert [pid for pid, _ in catalog.invalid_records()] == [rec.id]
+
+
+def test_image_references_name_every_role(catalog: Catalog) -> None:
+    rec = make(catalog, n_styles=2)
+    catalog.transition(rec.id, Status.DONE, preview_image=img(7), result_image=img(8))
+    refs = {(r.painting_id, r.role, r.image_id) for r in catalog.image_references()}
+    assert refs == {
+        (rec.id, "content", img(0)),
+        (rec.id, "style", img(1)),
+        (rec.id, "style", img(2)),
+        (rec.id, "preview", img(7)),
+        (rec.id, "result", img(8)),
+    }
+    assert catalog.referenced_images() == {img(0), img(1), img(2), img(7), img(8)}
+
+
+params_strategy = st.builds(
+    Params,
+    size=st.integers(32, 2048),
+    iterations=st.integers(1, 5000),
+    content_weight=st.floats(0, 1e6),
+    style_weight=st.floats(0, 1e6),
+    tv_weight=st.floats(0, 1e6),
+    seed=st.integers(0, 2**32 - 1),
+    init=st.sampled_from(["content", "noise", "style"]),
+    style_scale=st.floats(0.1, 4.0),
+    preserve_colors=st.booleans(),
+    preview_every=st.integers(0, 5000),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=params_strategy, n_styles=st.integers(1, MAX_STYLES), text=st.text(max_size=200))
+def test_records_round_trip(catalog: Catalog, params: Params, n_styles: int, text: str) -> None:
+    clean = text.replace("\x00", "")
+    rec = make(catalog, n_styles=n_styles, params=params, idempotency_key=clean or None)
+    catalog.update(rec.id, error=text, remote_cursor=clean)
+    got = catalog.get(rec.id)
+    assert got.params == params
+    assert len(got.styles) == n_styles
+    assert math.isclose(sum(s.weight for s in got.styles), 1.0)
+    assert got.error == text.replace("\x00", "\ufffd")
+    assert got.remote_cursor == clean
+    assert got.idempotency_key == (clean or None)
+    catalog.delete(rec.id)
