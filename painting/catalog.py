@@ -243,7 +243,7 @@ class Catalog:
 
     @property
     def backend(self) -> str:
-        """ "sqlite" or "postgresql"."""
+        """The database in use: 'sqlite' or 'postgresql'."""
         return self._engine.dialect.name
 
     def __repr__(self) -> str:
