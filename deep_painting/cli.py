@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "paint": ("pycasso.cli:main", "paint one picture from the command line"),
     "example": ("pycasso.examples:main", "write a generated content/style example pair to a folder"),
     "fsck": ("painting.cli:fsck_main", "check that every stored painting's images exist and are intact"),
+    "gc": ("painting.cli:gc_main", "delete stored images that no painting references any more"),
 }
 
 

@@ -72,7 +72,7 @@ class Params(BaseModel):
         description="VGG19 layer whose features the painting must match to keep the photo's content.",
     )
     style_layers: dict[LayerName, float] = Field(
-        default_factory=lambda: dict(DEFAULT_STYLE_LAYERS),
+        dict(DEFAULT_STYLE_LAYERS),  # pydantic copies a mutable default for each instance
         description="VGG19 layers whose Gram matrices carry the style, each with its relative weight.",
     )
     init: Literal["content", "noise", "style"] = Field(

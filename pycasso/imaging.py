@@ -49,7 +49,9 @@ def decode_image(
             image.load()
             return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(f"the {what} declares too many pixels to decode safely") from exc
+        raise ImageTooLarge(
+            f"the {what} declares too many pixels to decode safely; the limit is {max_pixels / 1e6:.0f} megapixels"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise InvalidImage(f"the {what} is not an image Pillow can read (PNG, JPEG or WEBP)") from exc
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data

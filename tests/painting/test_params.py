@@ -1,0 +1,67 @@
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from painting.params import DEFAULT_STYLE_LAYERS, VGG19_LAYERS, Params, parse_params
+
+
+def test_defaults_follow_the_classic_keras_example():
+    p = Params()
+    assert (p.size, p.content_weight, p.style_weight, p.tv_weight) == (400, 1.0, 10.0, 0.1)
+    assert p.content_layer == "block5_conv2"
+    assert p.style_layers == DEFAULT_STYLE_LAYERS
+    assert p.deepest_layer() == "block5_conv2"
+
+
+def test_every_field_has_a_description_default_and_the_schema_shows_ranges():
+    schema = Params.model_json_schema()
+    for name, prop in schema["properties"].items():
+        assert prop.get("description"), name
+        assert "default" in prop, name
+    assert schema["properties"]["size"]["minimum"] == 32
+    assert schema["properties"]["size"]["maximum"] == 2048
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"size": 10}, "size"),
+        ({"iterations": 0}, "iterations"),
+        ({"style_weight": -1}, "style_weight"),
+        ({"init": "picasso"}, "init"),
+        ({"content_layer": "block9_conv1"}, "content_layer"),
+        ({"style_layers": {}}, "style_layers"),
+        ({"style_layers": {"block1_conv1": 0}}, "style_layers"),
+        ({"style_blend": [0, 0]}, "style_blend"),
+        ({"seed": -3}, "seed"),
+        ({"colour": True}, "colour"),
+    ],
+)
+def test_invalid_values_are_rejected_with_a_message_naming_the_field(data, field):
+    with pytest.raises(ValueError, match=field):
+        parse_params(data)
+    with pytest.raises(ValidationError):
+        Params(**data)
+
+
+def test_parse_params_accepts_json_text_dicts_and_nothing():
+    assert parse_params(None) == Params()
+    assert parse_params("") == Params()
+    assert parse_params(json.dumps({"size": 64})).size == 64
+    assert parse_params({"iterations": 7}).iterations == 7
+    with pytest.raises(ValueError, match="JSON"):
+        parse_params("{not json")
+
+
+def test_blend_weights_are_normalised_and_must_match_the_number_of_styles():
+    assert Params().blend_for(3) == pytest.approx([1 / 3] * 3)
+    assert Params(style_blend=[3, 1]).blend_for(2) == pytest.approx([0.75, 0.25])
+    with pytest.raises(ValueError, match="2 weights but there are 3"):
+        Params(style_blend=[1, 1]).blend_for(3)
+
+
+def test_deepest_layer_is_the_deepest_of_content_and_style_layers():
+    p = Params(content_layer="block2_conv2", style_layers={"block1_conv1": 1, "block3_conv1": 1})
+    assert p.deepest_layer() == "block3_conv1"
+    assert VGG19_LAYERS.index(p.deepest_layer()) == 4

@@ -1,0 +1,205 @@
+"""`python -m pycasso` as a real subprocess over real pipes."""
+
+from __future__ import annotations
+
+import io
+import json
+import queue
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pycasso import port
+from pycasso.imaging import encode_png
+
+pytestmark = pytest.mark.slow
+TIMEOUT = 120  # seconds to wait for any one message (TensorFlow start-up included)
+
+
+class WorkerProcess:
+    """The worker behind its pipes; a thread reads its frames into a queue so waits can time out."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pycasso"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        self.messages: queue.Queue = queue.Queue()
+        self.stderr = b""
+        self._threads = [
+            threading.Thread(target=self._read, daemon=True),
+            threading.Thread(target=self._drain_stderr, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _read(self) -> None:
+        try:
+            while (msg := port.read_message(self.proc.stdout)) is not None:
+                self.messages.put(msg)
+        except port.ProtocolError as exc:  # the test fails on this: stdout must carry frames only
+            self.messages.put(exc)
+        self.messages.put(None)
+
+    def _drain_stderr(self) -> None:
+        self.stderr = self.proc.stderr.read()
+
+    def send(self, message: port.Message) -> None:
+        port.write_message(self.proc.stdin, message)
+
+    def send_raw(self, payload: bytes) -> None:
+        port.write_frame(self.proc.stdin, payload)
+        self.proc.stdin.flush()
+
+    def next(self, timeout: float = TIMEOUT) -> port.Message | None:
+        msg = self.messages.get(timeout=timeout)
+        assert not isinstance(msg, Exception), f"worker wrote a bad frame: {msg}"
+        return msg
+
+    def until(self, *types: str, job: str | None = None) -> list[port.Message]:
+        """Every message up to and including the first of `types` (for `job`, when given)."""
+        seen = []
+        while True:
+            msg = self.next()
+            assert msg is not None, f"worker closed its stdout; stderr:\n{self.stderr.decode()[-2000:]}"
+            seen.append(msg)
+            if msg.type in types and (job is None or msg.job == job):
+                return seen
+
+    def close(self) -> int:
+        """Close stdin (the worker's cue to exit), wait for it, and release the pipes."""
+        self.proc.stdin.close()
+        status = self.proc.wait(timeout=60)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return status
+
+
+@pytest.fixture(scope="module")
+def worker():
+    w = WorkerProcess()
+    ready = w.next()
+    assert ready.type == "ready", ready
+    w.ready = ready
+    yield w
+    if w.proc.poll() is None:
+        w.close()
+
+
+@pytest.fixture(scope="module")
+def pngs(content_rgb, style_rgb):
+    return encode_png(content_rgb), encode_png(style_rgb)
+
+
+def test_ready_describes_the_engine_and_ping_is_answered(worker):
+    assert worker.ready.get("backend").startswith("tensorflow ")
+    assert worker.ready.get("device") == "CPU"
+    assert "sha256:" in worker.ready.get("weights")
+    worker.send(port.ping(41))
+    assert worker.until("pong")[-1].get("n") == 41
+
+
+def test_a_painting_streams_progress_with_previews_then_the_result(worker, pngs):
+    worker.send(port.paint("j-paint", {"size": 48, "iterations": 6, "preview_every": 2}, pngs[0], [pngs[1]]))
+    seen = worker.until("done", "error", job="j-paint")
+    progress = [m for m in seen if m.type == "progress"]
+    assert [m.get("iteration") for m in progress] == [1, 2, 3, 4, 5, 6]
+    assert all(m.get("iterations") == 6 for m in progress)
+    assert set(progress[0].get("loss")) == {"total", "content", "style", "tv"}
+    assert [m.get("iteration") for m in progress if m.blobs("preview")] == [2, 4]
+    preview = Image.open(io.BytesIO(progress[1].blobs("preview")[0]))
+    assert (preview.format, preview.size) == ("PNG", (64, 48))
+    done = seen[-1]
+    assert done.type == "done", done
+    result = Image.open(io.BytesIO(done.blobs("result")[0]))
+    assert (result.format, result.size) == ("PNG", (64, 48))
+    stats = done.get("stats")
+    assert stats["iterations"] == 6 and stats["evaluations"] >= 6
+    assert stats["loss"]["total"] == pytest.approx(progress[-1].get("loss")["total"])
+
+
+def test_cancel_ends_a_running_job_promptly(worker, pngs):
+    worker.send(port.paint("j-cancel", {"size": 96, "iterations": 1000}, pngs[0], [pngs[1]]))
+    worker.until("progress", job="j-cancel")
+    worker.send(port.cancel("j-cancel"))
+    after = worker.until("cancelled", "done", "error", job="j-cancel")
+    assert after[-1].type == "cancelled"
+    # the cancel is read at once and checked before every evaluation: at most the iteration in flight reports
+    assert len([m for m in after if m.type == "progress"]) <= 1
+
+
+def test_a_queued_job_can_be_cancelled_before_it_starts(worker, pngs):
+    worker.send(port.paint("j-long", {"size": 64, "iterations": 1000}, pngs[0], [pngs[1]]))
+    worker.send(port.paint("j-queued", {"size": 48, "iterations": 3}, pngs[0], [pngs[1]]))
+    worker.send(port.cancel("j-queued"))
+    worker.until("progress", job="j-long")
+    worker.send(port.cancel("j-long"))
+    seen = worker.until("cancelled", job="j-queued")
+    assert not [m for m in seen if m.job == "j-queued" and m.type == "progress"]
+    assert any(m.type == "cancelled" and m.job == "j-long" for m in seen)
+
+
+def test_a_malformed_frame_gets_an_error_frame_and_the_worker_carries_on(worker, pngs):
+    worker.send_raw(b"{this is not json")
+    error = worker.until("error")[-1]
+    assert error.get("code") == "bad_frame" and "JSON" in error.get("message")
+    worker.send_raw(json.dumps({"type": "paint"}).encode())
+    assert worker.until("error")[-1].get("code") == "bad_frame"
+    worker.send(port.paint("j-after", {"size": 48, "iterations": 2}, pngs[0], [pngs[1]]))
+    assert worker.until("done", "error", job="j-after")[-1].type == "done"
+
+
+@pytest.mark.parametrize(
+    ("params", "content", "code", "words"),
+    [
+        ({"size": 48, "iterations": 0}, None, "invalid_params", "iterations"),
+        ({"size": 48, "colour": "red"}, None, "invalid_params", "colour"),
+        ({"size": 48}, b"GIF89a not really", "invalid_image", "content image"),
+        ({"size": 48}, b"", "invalid_image", "empty"),
+        ({"size": 48, "style_blend": [1, 2]}, None, "invalid_params", "style_blend"),
+    ],
+)
+def test_bad_jobs_get_an_error_naming_the_problem(worker, pngs, params, content, code, words):
+    worker.send(port.paint("j-bad", params, pngs[0] if content is None else content, [pngs[1]]))
+    error = worker.until("error", "done", job="j-bad")[-1]
+    assert (error.type, error.get("code")) == ("error", code)
+    assert words in error.get("message")
+    worker.send(port.ping(7))
+    assert worker.until("pong")[-1].get("n") == 7
+
+
+def test_resuming_from_an_init_image_continues_the_iteration_count(worker, pngs):
+    init = encode_png(np.full((48, 64, 3), 128, np.uint8))
+    worker.send(port.paint("j-resume", {"size": 48, "iterations": 5}, pngs[0], [pngs[1]], init=init, start_iteration=3))
+    seen = worker.until("done", "error", job="j-resume")
+    assert [m.get("iteration") for m in seen if m.type == "progress"] == [4, 5]
+    assert seen[-1].type == "done"
+
+
+def test_cancel_of_an_unknown_job_is_an_error_not_a_crash(worker):
+    worker.send(port.cancel("nobody"))
+    error = worker.until("error")[-1]
+    assert (error.job, error.get("code")) == ("nobody", "unknown_job")
+
+
+def test_end_of_input_exits_cleanly():
+    w = WorkerProcess()
+    assert w.next().type == "ready"
+    assert w.close() == 0
+    assert w.next() is None  # stdout closed after nothing but frames
+
+
+def test_end_of_input_during_a_painting_cancels_it_and_exits_cleanly(pngs):
+    w = WorkerProcess()
+    assert w.next().type == "ready"
+    w.send(port.paint("j-eof", {"size": 96, "iterations": 1000}, pngs[0], [pngs[1]]))
+    w.until("progress", job="j-eof")
+    assert w.close() == 0
+    assert w.until("cancelled", job="j-eof")[-1].type == "cancelled"
+    assert w.next() is None
