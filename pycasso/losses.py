@@ -9,11 +9,19 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-def gram_matrix(features: tf.Tensor) -> tf.Tensor:
-    """Gram matrix of one image's features. features: (h, w, c) -> (c, c)."""
-    channels = tf.shape(features)[-1]
-    flat = tf.reshape(features, (-1, channels))  # (h*w, c)
-    return tf.matmul(flat, flat, transpose_a=True)
+@tf.custom_gradient
+def gram_matrix(features: tf.Tensor) -> tuple[tf.Tensor, object]:
+    """Gram matrix of one image's features. features: (h, w, c) -> (c, c).
+
+    The gradient is written out because autodiff of FᵀF runs two (h·w, c)×(c, c) matmuls and adds
+    them; d(FᵀF) pulled back through an upstream U is F(U + Uᵀ), which is one.
+    """
+    flat = tf.reshape(features, (-1, tf.shape(features)[-1]))  # (h*w, c)
+
+    def grad(upstream: tf.Tensor) -> tf.Tensor:
+        return tf.reshape(tf.matmul(flat, upstream + tf.transpose(upstream)), tf.shape(features))
+
+    return tf.matmul(flat, flat, transpose_a=True), grad
 
 
 def style_loss(style_gram: tf.Tensor, combination: tf.Tensor, pixels: int) -> tf.Tensor:

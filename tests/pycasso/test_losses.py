@@ -40,3 +40,21 @@ def test_total_variation_by_hand():
     img[0, 0, 1, :] = 2.0  # right: b = 4
     expected = 3 * (1.0 + 4.0) ** 1.25
     assert total_variation_loss(tf.constant(img)).numpy() == pytest.approx(expected)
+
+
+def test_the_written_out_gram_gradient_equals_autodiff():
+    rng = np.random.default_rng(0)
+    feats = tf.constant(rng.normal(size=(5, 4, 3)).astype(np.float32))
+    target = tf.constant(rng.normal(size=(3, 3)).astype(np.float32))
+
+    def autodiff_gram(f):
+        flat = tf.reshape(f, (-1, 3))
+        return tf.matmul(flat, flat, transpose_a=True)
+
+    grads = []
+    for gram in (gram_matrix, autodiff_gram):
+        with tf.GradientTape() as tape:
+            tape.watch(feats)
+            loss = tf.reduce_sum(tf.square(gram(feats) - target) * tf.constant([[1.0, 2.0, 3.0]]))  # not symmetric
+        grads.append(tape.gradient(loss, feats).numpy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=1e-5)
