@@ -187,32 +187,12 @@ def run_engine(engine: Engine, content: np.ndarray, style: np.ndarray, evaluatio
     )
 
 
-def _engine_loss(engine: Engine, content: np.ndarray, style: np.ndarray, params: Params):
-    """The engine's targets, weights and compiled loss fn, set up exactly as `Engine._paint` does."""
-    style_layers = _style_layers(params)
-    targets = engine._targets(content, [style], [1.0], params, style_layers)
-    layer_sum = sum(params.style_layers[name] for name in style_layers)
-    weights = tf.constant(
-        [params.content_weight]
-        + [params.style_weight * params.style_layers[name] / layer_sum for name in style_layers]
-        + [params.tv_weight],
-        dtype=tf.float32,
-    )
-    return targets, weights, engine._loss_fn(params.content_layer, style_layers)
-
-
 def common_losses(engine: Engine, content: np.ndarray, style: np.ndarray,
-                  images: dict[str, np.ndarray], vgg: bool = False) -> dict[str, dict[str, float]]:
-    """Score uint8 RGB paintings (or float VGG-space pixels with `vgg`) with ONE loss function: the
-    engine's, with the engine's targets."""
+                  images: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Score paintings (uint8 RGB, or float VGG-space pixels) with ONE loss function: the one the
+    engine minimises, with the engine's targets (`Engine.losses`)."""
     params = bench_params(content.shape[0])
-    targets, weights, fn = _engine_loss(engine, content, style, params)
-    scores = {}
-    for name, image in images.items():
-        pixels = image if vgg else imaging.to_vgg(image)
-        total, c, s, t, _ = fn(tf.constant(pixels[None], dtype=tf.float32), *targets, weights)
-        scores[name] = {"total": float(total), "content": float(c), "style": float(s), "tv": float(t)}
-    return scores
+    return {name: engine.losses(image, content, [style], params).as_dict() for name, image in images.items()}
 
 
 # --- 3. the classic Keras example's method ---------------------------------------------------------
@@ -407,7 +387,7 @@ def run_benchmark(
                 paths[name] = out / f"{name}_{size}_{n}evals.png"
                 paths[name].write_bytes(imaging.encode_png(image))
             scores = common_losses(engine, content, style, {"engine": eng.image, "reference": ref.image})
-            unclipped = common_losses(engine, content, style, {"x": ref.pixels}, vgg=True)["x"]
+            unclipped = common_losses(engine, content, style, {"x": ref.pixels})["x"]
             rgb = ref.pixels[..., ::-1] + imaging.VGG_MEAN_BGR[::-1]
             report["loss"] = {
                 "size": size,

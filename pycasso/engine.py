@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 import scipy.optimize
-import tensorflow as tf
 
 from painting.params import VGG19_LAYERS, Params
 from pycasso import imaging
+from pycasso._tf import tf
 from pycasso.errors import Cancelled, InvalidParams
 from pycasso.losses import content_loss, gram_matrix, style_loss, total_variation_loss
 from pycasso.vgg import VGG19Features
@@ -79,6 +79,25 @@ class PaintResult:
         }
 
 
+@dataclass(frozen=True)
+class _Problem:
+    """One painting's fixed part: its size, prepared inputs, and the loss with its targets bound."""
+
+    height: int
+    width: int
+    content_rgb: np.ndarray  # at the painting's size (grey when preserving colours)
+    style_rgbs: list[np.ndarray]
+    finish: Callable[[np.ndarray], np.ndarray]  # VGG-space pixels -> the uint8 RGB painting
+    loss_fn: Any
+    targets: tuple[Any, Any, Any]  # content features, blended style Grams, term weights
+
+    def evaluate(self, pixels: np.ndarray) -> tuple[Losses, np.ndarray]:
+        """Loss terms and gradient at `pixels`: (H, W, 3) VGG space -> (Losses, (H, W, 3) float32)."""
+        batch = tf.constant(pixels[None], dtype=tf.float32)  # (1, H, W, 3), BGR, mean-subtracted
+        total, content, style, tv, grad = self.loss_fn(batch, *self.targets)
+        return Losses(float(total), float(content), float(style), float(tv)), grad.numpy()[0]
+
+
 class _Stop(Exception):
     """Raised inside the scipy loop to leave it at once."""
 
@@ -90,7 +109,7 @@ class Engine:
         self.network = VGG19Features(weights_path)
         self.jit_compile = jit_compile
         self._loss_fns: dict[tuple[str, tuple[str, ...]], Any] = {}
-        self._features = tf.function(self.network.__call__)
+        self._features = tf.function(self.network.__call__, reduce_retracing=True)
         self._lock = threading.Lock()  # one painting at a time per engine
 
     # --- public -------------------------------------------------------------------------------
@@ -124,8 +143,29 @@ class Engine:
 
     # --- the run ------------------------------------------------------------------------------
 
-    def _paint(self, content, styles, params, blend, on_iterate, should_stop, init_image, start_iteration):
-        started = time.perf_counter()
+    def losses(self, image: np.ndarray, content: np.ndarray, styles: Sequence[np.ndarray], params: Params) -> Losses:
+        """The loss terms of `image` as a painting of `content` in the style of `styles`.
+
+        `image`: (H, W, 3) at the painting's size, either uint8 RGB or float VGG-space pixels
+        (BGR, mean-subtracted, possibly outside the 0..255 box). Scores any method's result with
+        exactly the function `paint` minimises.
+        """
+        try:
+            blend = params.blend_for(len(styles))
+        except ValueError as exc:
+            raise InvalidParams(str(exc)) from exc
+        with self._lock:
+            problem = self._prepare(content, styles, params, blend)
+            if image.dtype == np.uint8:
+                image = imaging.to_vgg(imaging.luminance_rgb(image) if params.preserve_colors else image)
+            if image.shape != (problem.height, problem.width, 3):
+                raise InvalidParams(f"image is {image.shape[:2]}, the painting is {(problem.height, problem.width)}")
+            return problem.evaluate(image)[0]
+
+    # --- the run ------------------------------------------------------------------------------
+
+    def _prepare(self, content, styles, params, blend) -> _Problem:
+        """Everything a run needs before its first evaluation: sizes, targets, weights, loss."""
         height, width = imaging.painting_shape(content.shape, params.size)
         content_rgb = imaging.resize(content, height, width)
         style_rgbs = [
@@ -152,7 +192,13 @@ class Engine:
             dtype=tf.float32,
         )
         loss_fn = self._loss_fn(params.content_layer, style_layers)
+        return _Problem(height, width, content_rgb, style_rgbs, finish, loss_fn, (content_target, style_grams, weights))
 
+    def _paint(self, content, styles, params, blend, on_iterate, should_stop, init_image, start_iteration):
+        started = time.perf_counter()
+        problem = self._prepare(content, styles, params, blend)
+        height, width, finish = problem.height, problem.width, problem.finish
+        content_rgb, style_rgbs = problem.content_rgb, problem.style_rgbs
         x0 = self._initial_pixels(params, content_rgb, style_rgbs, init_image, height, width)
         shape = (1, height, width, 3)
         evaluations = 0
@@ -162,14 +208,12 @@ class Engine:
             nonlocal evaluations
             if should_stop is not None and should_stop():
                 raise _Stop
-            pixels = tf.constant(x.reshape(shape), dtype=tf.float32)  # (1, H, W, 3), BGR, mean-subtracted
-            total, c, s, t, grad = loss_fn(pixels, content_target, style_grams, weights)
+            losses, grad = problem.evaluate(x.reshape(shape[1:]))
             evaluations += 1
-            losses = Losses(float(total), float(c), float(s), float(t))
             if len(recent) > 8:
                 recent.pop(next(iter(recent)))
             recent[losses.total] = losses
-            return losses.total, grad.numpy().ravel().astype(np.float64)
+            return losses.total, grad.ravel().astype(np.float64)
 
         iteration = start_iteration
         last_x = x0
@@ -261,10 +305,12 @@ class Engine:
 def _compile_loss(network: VGG19Features, content_layer: str, style_layers: tuple[str, ...], jit: bool):
     layers = (content_layer, *style_layers)
 
-    @tf.function(jit_compile=jit)
+    # reduce_retracing: after a second image size the trace generalises to any size, so a worker
+    # that paints many sizes does not pay a trace (about a second) for each new one.
+    @tf.function(jit_compile=jit, reduce_retracing=True)
     def loss_and_grad(pixels, content_target, style_grams, weights):
         # pixels: (1, H, W, 3) BGR mean-subtracted; weights: [content, style per layer..., tv]
-        painting_pixels = pixels.shape[1] * pixels.shape[2]
+        painting_pixels = tf.shape(pixels)[1] * tf.shape(pixels)[2]
         with tf.GradientTape() as tape:
             tape.watch(pixels)
             feats = network(pixels, layers)

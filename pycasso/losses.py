@@ -6,7 +6,7 @@ where H·W is the painting's pixel count and 3 its channels) so that loss values
 
 from __future__ import annotations
 
-import tensorflow as tf
+from pycasso._tf import tf
 
 
 @tf.custom_gradient
@@ -24,12 +24,12 @@ def gram_matrix(features: tf.Tensor) -> tuple[tf.Tensor, object]:
     return tf.matmul(flat, flat, transpose_a=True), grad
 
 
-def style_loss(style_gram: tf.Tensor, combination: tf.Tensor, pixels: int) -> tf.Tensor:
+def style_loss(style_gram: tf.Tensor, combination: tf.Tensor, pixels: int | tf.Tensor) -> tf.Tensor:
     """Squared Gram distance. style_gram: (c, c) target; combination: (h, w, c) features;
     `pixels`: the painting's height × width (the Keras example's `size`)."""
     channels = 3
     diff = style_gram - gram_matrix(combination)
-    return tf.reduce_sum(tf.square(diff)) / (4.0 * channels**2 * float(pixels) ** 2)
+    return tf.reduce_sum(tf.square(diff)) / (4.0 * channels**2 * tf.cast(pixels, tf.float32) ** 2)
 
 
 def content_loss(base: tf.Tensor, combination: tf.Tensor) -> tf.Tensor:

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-import tensorflow as tf
-
 from painting.params import VGG19_LAYERS
+from pycasso._tf import tf
 from pycasso.weights import load_weights
 
 
