@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "example": ("pycasso.examples:main", "write a generated content/style example pair to a folder"),
     "fsck": ("painting.cli:fsck_main", "check that every stored painting's images exist and are intact"),
     "gc": ("painting.cli:gc_main", "delete stored images that no painting references any more"),
+    "studio": ("studio.cli:main", "run the Studio service (beside the GPU)"),
 }
 
 

@@ -1,0 +1,46 @@
+"""`deep-painting studio --host 127.0.0.1 --port 8100`: run the Studio service (beside the GPU).
+
+Everything else comes from the environment (`STUDIO_*`, see studio.settings). Studio refuses to
+listen beyond loopback without a token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pydantic import ValidationError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="deep-painting studio", description="Run the Studio service.")
+    parser.add_argument("--host", help="address to listen on (default: STUDIO_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: STUDIO_PORT or 8100)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    from studio.app import create_app
+    from studio.settings import StudioSettings
+
+    try:
+        settings = StudioSettings()
+    except ValidationError as exc:
+        print(f"deep-painting studio: bad settings: {exc}", file=sys.stderr)
+        return 2
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    try:
+        settings.check_bind(host)
+    except ValueError as exc:
+        print(f"deep-painting studio: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="studio %(levelname)s %(message)s")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level, timeout_graceful_shutdown=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Studio's one settings object, read from the environment (prefix `STUDIO_`) and checked at start.
+
+    STUDIO_DATA_DIR=/srv/studio STUDIO_TOKEN=... deep-painting studio --host 0.0.0.0 --port 8100
+
+Nowhere else in Studio reads `os.environ`. List fields take JSON, e.g.
+`STUDIO_WORKER_COMMAND='["python", "-m", "pycasso", "--jit"]'`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_worker_command() -> list[str]:
+    return [sys.executable, "-m", "pycasso"]
+
+
+class StudioSettings(BaseSettings):
+    """Where Studio keeps its data, who may call it, how it runs its workers, and its caps."""
+
+    model_config = SettingsConfigDict(env_prefix="STUDIO_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8100, ge=0, le=65535, description="Port to listen on.")
+    data_dir: Path = Field(Path("studio-data"), description="Images and the SQLite catalog live here.")
+    database_url: SecretStr | None = Field(None, description="SQLAlchemy URL; SQLite in data_dir when unset.")
+    token: SecretStr | None = Field(None, description="Bearer token every /v1 call must carry.")
+
+    workers: int = Field(1, ge=1, le=16, description="How many Pycasso worker processes to run.")
+    worker_command: list[str] = Field(default_factory=_default_worker_command, min_length=1)
+    max_restarts: int = Field(3, ge=0, description="Restarts allowed within restart_window_s ...")
+    restart_window_s: float = Field(60.0, gt=0, description="... before restarts stop (not ready).")
+    ready_timeout_s: float = Field(180.0, gt=0, description="How long a worker may take to load its model.")
+    ping_interval_s: float = Field(10.0, gt=0, description="How often a ready worker is pinged.")
+    ping_timeout_s: float = Field(20.0, gt=0, description="A worker that has not answered by then is hung.")
+    shutdown_timeout_s: float = Field(5.0, gt=0, description="After closing stdin, how long before a kill.")
+
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1, description="Largest request body accepted.")
+    max_image_bytes: int = Field(25 * 1024 * 1024, ge=1, description="Largest image file accepted.")
+    max_image_pixels: int = Field(40_000_000, ge=1, description="Most pixels an image may declare.")
+    max_styles: int = Field(8, ge=1, le=8, description="Most style images per job.")
+    keepalive_s: float = Field(15.0, gt=0, description="Seconds between SSE keep-alive comments.")
+
+    def token_value(self) -> str | None:
+        return None if self.token is None else self.token.get_secret_value() or None
+
+    def check_bind(self, host: str | None = None) -> None:
+        """Raise ValueError when Studio would listen beyond loopback without a token."""
+        host = self.host if host is None else host
+        if self.token_value() is None and not is_loopback(host):
+            raise ValueError(f"refusing to listen on {host} without a token: set STUDIO_TOKEN")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+__all__ = ["StudioSettings", "is_loopback"]

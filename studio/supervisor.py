@@ -1,0 +1,344 @@
+"""The Pycasso worker processes, supervised like an OTP supervisor.
+
+    supervisor = Supervisor(["python", "-m", "pycasso"], handler=jobs)
+    await supervisor.start()
+    supervisor.submit(job_id)            # FIFO; one job at a time per worker
+    supervisor.cancel(job_id)            # "queued" (dropped here), "running" (sent on) or "unknown"
+    supervisor.ready, supervisor.not_ready_reason
+    await supervisor.stop()              # close stdin, wait, then kill; never a zombie
+
+Each worker slot runs one asyncio task: start the process, wait for `ready`, then take jobs from the
+shared queue while reading the worker's messages. A thread per process blocks in
+`port.read_message` and hands each message to the loop (`call_soon_threadsafe`), so the loop never
+blocks on a pipe. A worker that dies is restarted; more than `max_restarts` in `restart_window_s`
+stops the restarts and the supervisor reports not-ready with the reason. A ready worker is pinged
+every `ping_interval_s`; one that has not answered within `ping_timeout_s` is killed as hung.
+
+What a message means for a job is the handler's business (`studio.jobs.Jobs`): the supervisor only
+asks it for a job's `paint` message, hands it the job's messages, and tells it when a job's worker
+died (the handler says whether to run the job again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import subprocess
+import threading
+import time
+from typing import Protocol
+
+from pycasso import port
+from studio.errors import WorkerCrashed
+
+log = logging.getLogger("studio.supervisor")
+TERMINAL = frozenset({"done", "error", "cancelled"})
+
+
+class JobHandler(Protocol):
+    def paint_message(self, job_id: str) -> port.Message | None:
+        """The `paint` message that starts (or resumes) a job; None when it should not run any more."""
+
+    def on_message(self, job_id: str, message: port.Message) -> None:
+        """A worker's `progress`, `done`, `error` or `cancelled` message for the job it runs."""
+
+    def on_worker_died(self, job_id: str) -> bool:
+        """The job's worker died mid-run; return True to queue the job again (at the front)."""
+
+
+class Supervisor:
+    """Runs `workers` worker processes and hands them queued jobs one at a time, in order."""
+
+    def __init__(
+        self,
+        command: list[str],
+        *,
+        handler: JobHandler,
+        workers: int = 1,
+        max_restarts: int = 3,
+        restart_window_s: float = 60.0,
+        ready_timeout_s: float = 180.0,
+        ping_interval_s: float = 10.0,
+        ping_timeout_s: float = 20.0,
+        shutdown_timeout_s: float = 5.0,
+    ) -> None:
+        self.command = list(command)
+        self.handler = handler
+        self.max_restarts = max_restarts
+        self.restart_window_s = restart_window_s
+        self.ready_timeout_s = ready_timeout_s
+        self.ping_interval_s = ping_interval_s
+        self.ping_timeout_s = ping_timeout_s
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self._queue: collections.deque[str] = collections.deque()
+        self._slots = [_Slot(self, i) for i in range(workers)]
+        self._stopping = False
+
+    # --- the public face ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for slot in self._slots:
+            slot.task = asyncio.create_task(slot.run(), name=f"studio-worker-{slot.index}")
+
+    @property
+    def ready(self) -> bool:
+        return any(slot.ready for slot in self._slots)
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        if self.ready:
+            return None
+        reasons = [slot.failure for slot in self._slots if slot.failure]
+        return reasons[0] if reasons else "the worker is starting (loading its model)"
+
+    def submit(self, job_id: str, *, front: bool = False) -> None:
+        """Queue a job; an idle worker takes it at once."""
+        if job_id in self._queue or any(slot.current == job_id for slot in self._slots):
+            return
+        if front:
+            self._queue.appendleft(job_id)
+        else:
+            self._queue.append(job_id)
+        for slot in self._slots:
+            if slot.ready and slot.current is None:
+                slot.wake()
+
+    def cancel(self, job_id: str) -> str:
+        """'queued': taken off the queue; 'running': a cancel was sent to its worker; else 'unknown'."""
+        if job_id in self._queue:
+            self._queue.remove(job_id)
+            return "queued"
+        for slot in self._slots:
+            if slot.current == job_id:
+                slot.send_soon(port.cancel(job_id))
+                return "running"
+        return "unknown"
+
+    def worker_pids(self) -> list[int]:
+        return [slot.proc.pid for slot in self._slots if slot.proc is not None and slot.proc.poll() is None]
+
+    async def stop(self) -> None:
+        """Close every worker's stdin, wait up to `shutdown_timeout_s`, then kill; reap them all."""
+        self._stopping = True
+        for slot in self._slots:
+            if slot.task is not None:
+                slot.task.cancel()
+        for slot in self._slots:
+            if slot.task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await slot.task
+            await slot.shut_down()
+
+    def _take(self) -> str | None:
+        return self._queue.popleft() if self._queue else None
+
+
+class _Slot:
+    """One worker process and the job it runs."""
+
+    def __init__(self, supervisor: Supervisor, index: int) -> None:
+        self.sup = supervisor
+        self.index = index
+        self.task: asyncio.Task | None = None
+        self.proc: subprocess.Popen | None = None
+        self.ready = False
+        self.failure: str | None = None
+        self.current: str | None = None
+        self._inbox: asyncio.Queue = asyncio.Queue()
+        self._write_lock = asyncio.Lock()
+        self._restarts: collections.deque[float] = collections.deque()
+        self._ping_n = 0
+        self._pong_due: float | None = None  # monotonic deadline of the outstanding ping
+        self._background: set[asyncio.Task] = set()
+
+    # --- the slot's life ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while not self.sup._stopping:
+            try:
+                await self._serve()
+            except WorkerCrashed as crash:
+                self.ready = False
+                status = await self._reap()
+                log.warning("worker %d died (%s, exit status %s)", self.index, crash, status)
+                job, self.current = self.current, None
+                if job is not None and self.sup.handler.on_worker_died(job):
+                    self.sup.submit(job, front=True)
+                now = time.monotonic()
+                self._restarts.append(now)
+                while self._restarts and now - self._restarts[0] > self.sup.restart_window_s:
+                    self._restarts.popleft()
+                if len(self._restarts) > self.sup.max_restarts:
+                    self.failure = (
+                        f"the worker died {len(self._restarts)} times within {self.sup.restart_window_s:g} s "
+                        f"(last: {crash}, exit status {status}); restarts stopped"
+                    )
+                    log.error("%s", self.failure)
+                    return
+
+    async def _serve(self) -> None:
+        self._start_process()
+        await self._wait_ready()
+        self.ready = True
+        self.failure = None
+        pinger = asyncio.create_task(self._ping_loop())
+        try:
+            while True:
+                if self.current is None and (job := self.sup._take()) is not None:
+                    await self._start_job(job)
+                    continue
+                kind, message = await self._inbox.get()
+                if kind == "eof":
+                    raise WorkerCrashed(message or "the worker closed its output", job=self.current)
+                if kind == "msg":
+                    self._handle(message)
+        finally:
+            pinger.cancel()
+
+    def _start_process(self) -> None:
+        self._inbox = asyncio.Queue()
+        self._pong_due = None
+        try:
+            # Its own session: a Ctrl-C meant for Studio must not kill the worker before Studio stops it.
+            self.proc = subprocess.Popen(
+                self.sup.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
+            )
+        except OSError as exc:
+            self.proc = None
+            raise WorkerCrashed(f"cannot start the worker: {exc}") from None
+        loop = asyncio.get_running_loop()
+        threading.Thread(
+            target=_read_messages, args=(self.proc, self._inbox, loop), name=f"worker-{self.index}-reader", daemon=True
+        ).start()
+
+    async def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.sup.ready_timeout_s
+        while True:
+            try:
+                kind, message = await asyncio.wait_for(self._inbox.get(), deadline - time.monotonic())
+            except TimeoutError:
+                self._kill()
+                limit = self.sup.ready_timeout_s
+                raise WorkerCrashed(f"the worker did not load its model within {limit:g} s") from None
+            if kind == "eof":
+                raise WorkerCrashed(message or "the worker exited before it was ready")
+            if kind == "msg" and message.type == "ready":
+                log.info("worker %d ready: %s", self.index, message.fields)
+                return
+
+    async def _start_job(self, job: str) -> None:
+        message = self.sup.handler.paint_message(job)
+        if message is None:
+            return
+        self.current = job
+        await self._send(message)
+
+    def _handle(self, message: port.Message) -> None:
+        if message.type == "pong":
+            self._pong_due = None
+            return
+        if message.job is None or message.job != self.current:
+            if message.type == "error":
+                log.warning("worker %d: %s", self.index, message.fields)
+            return
+        self.sup.handler.on_message(message.job, message)
+        if message.type in TERMINAL:
+            self.current = None
+
+    async def _ping_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.sup.ping_interval_s)
+            if self._pong_due is not None:
+                if time.monotonic() > self._pong_due:
+                    log.error("worker %d did not answer a ping within %g s: killing it", self.index,
+                              self.sup.ping_timeout_s)  # fmt: skip
+                    self._kill()
+                    return
+                continue
+            self._ping_n += 1
+            self._pong_due = time.monotonic() + self.sup.ping_timeout_s
+            await self._send(port.ping(self._ping_n))
+
+    # --- talking to the process ---------------------------------------------------------------
+
+    async def _send(self, message: port.Message) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        async with self._write_lock:
+            try:
+                await asyncio.to_thread(port.write_message, proc.stdin, message)
+            except (OSError, ValueError) as exc:  # the pipe broke: the reader reports the death
+                log.warning("worker %d: cannot write: %s", self.index, exc)
+
+    def send_soon(self, message: port.Message) -> None:
+        task = asyncio.get_running_loop().create_task(self._send(message))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def wake(self) -> None:
+        self._inbox.put_nowait(("wake", None))
+
+    def _kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+    async def _reap(self) -> int | None:
+        """Kill the process if it still runs and wait for it (no zombie); its exit status."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        status = await asyncio.to_thread(proc.wait)
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        return status
+
+    async def shut_down(self) -> None:
+        self.ready = False
+        proc = self.proc
+        if proc is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            proc.stdin.close()  # asks for a clean exit
+        try:
+            await asyncio.wait_for(asyncio.to_thread(proc.wait), self.sup.shutdown_timeout_s)
+        except TimeoutError:
+            log.warning("worker %d did not exit within %g s: killing it", self.index, self.sup.shutdown_timeout_s)
+        await self._reap()
+
+
+def _read_messages(proc: subprocess.Popen, inbox: asyncio.Queue, loop: asyncio.AbstractEventLoop) -> None:
+    """The reader thread: every message from the worker's stdout into `inbox`, then ('eof', why)."""
+
+    def put(item: tuple) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
+            loop.call_soon_threadsafe(inbox.put_nowait, item)
+
+    why = None
+    while True:
+        try:
+            message = port.read_message(proc.stdout)
+        except port.ProtocolError as exc:
+            if exc.fatal:
+                why = f"the worker broke the protocol: {exc}"
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                break
+            log.warning("bad message from the worker: %s", exc)
+            continue
+        except (OSError, ValueError) as exc:
+            why = f"cannot read from the worker: {exc}"
+            break
+        if message is None:
+            break
+        put(("msg", message))
+    put(("eof", why))
+
+
+__all__ = ["JobHandler", "Supervisor"]

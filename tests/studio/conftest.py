@@ -1,0 +1,147 @@
+"""Studio for real: uvicorn in a subprocess on a free loopback port, with a temp data dir and a token."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+TOKEN = "test-token-0123456789"
+FAKE_WORKER = str(Path(__file__).with_name("fake_worker.py"))
+
+
+def png(width: int, height: int, colour: tuple[int, int, int] = (200, 80, 40)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StudioProcess:
+    """A running Studio: its URL, an authorised client, its process and data dir."""
+
+    def __init__(self, data_dir: Path, worker_command: list[str], **env: str) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environ = {
+            **os.environ,
+            "STUDIO_DATA_DIR": str(data_dir),
+            "STUDIO_TOKEN": TOKEN,
+            "STUDIO_WORKER_COMMAND": json.dumps(worker_command),
+            "STUDIO_KEEPALIVE_S": "1",
+            **env,
+        }
+        self.log = open(data_dir.parent / f"studio-{self.port}.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "studio", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            env=environ, stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+        self.wait(lambda: self.client.get("/health/live").status_code == 200, 30, "live")
+
+    def wait(self, condition, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"Studio exited: {self.output()}"
+            try:
+                if condition():
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"Studio not {what} within {timeout} s: {self.output()}")
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        self.wait(lambda: self.client.get("/health/ready").status_code == 200, timeout, "ready")
+
+    def output(self) -> str:
+        self.log.flush()
+        return (self.data_dir.parent / f"studio-{self.port}.log").read_text(errors="replace")[-3000:]
+
+    def worker_pids(self) -> list[int]:
+        pids = []
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            pids += [int(p) for p in (task / "children").read_text().split()]
+        return pids
+
+    def post_job(self, params: dict, *, key: str | None = None, content: bytes | None = None) -> httpx.Response:
+        files = [("content", ("c.png", content or png(64, 48), "image/png")),
+                 ("style", ("s.png", png(48, 48, (20, 40, 220)), "image/png"))]  # fmt: skip
+        headers = {"Idempotency-Key": key} if key else {}
+        return self.client.post("/v1/jobs", files=files, data={"params": json.dumps(params)}, headers=headers)
+
+    def stop(self) -> int:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def read_events(client: httpx.Client, job_id: str, *, last_event_id: str | None = None, stop_after=None,
+                timeout: float = 120) -> list[dict]:  # fmt: skip
+    """The SSE events of a job as {id, event, data}, until a terminal event or `stop_after(event)`."""
+    headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
+    events: list[dict] = []
+    current: dict = {}
+    with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=timeout) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith(":"):
+                continue
+            if line == "":
+                if current:
+                    current["data"] = json.loads(current["data"])
+                    events.append(current)
+                    if current["event"] != "progress" or (stop_after and stop_after(current)):
+                        break
+                current = {}
+                continue
+            name, _, value = line.partition(": ")
+            current[name] = value
+    return events
+
+
+@pytest.fixture
+def studio_factory(tmp_path: Path) -> Iterator:
+    started: list[StudioProcess] = []
+
+    def start(worker_command: list[str], name: str = "data", **env: str) -> StudioProcess:
+        studio = StudioProcess(tmp_path / name, worker_command, **env)
+        started.append(studio)
+        return studio
+
+    yield start
+    for studio in started:
+        studio.stop()
+
+
+@pytest.fixture(scope="module")
+def fake_studio(tmp_path_factory) -> Iterator[StudioProcess]:
+    studio = StudioProcess(tmp_path_factory.mktemp("fake") / "data", [sys.executable, FAKE_WORKER],
+                           STUDIO_MAX_BODY_BYTES=str(2_000_000), STUDIO_MAX_IMAGE_PIXELS=str(1_000_000))  # fmt: skip
+    studio.wait_ready(30)
+    yield studio
+    studio.stop()

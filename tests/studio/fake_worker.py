@@ -1,0 +1,67 @@
+"""A stand-in Pycasso worker for Studio's fault tests: the same protocol, no TensorFlow.
+
+    python fake_worker.py [normal|crash_at_start|hang]
+
+`normal` sends `ready`, then per job one `progress` frame every 20 ms (a preview every
+`preview_every` iterations: the content image) and `done` with the content image as the result.
+`crash_at_start` exits with status 1 at once. `hang` sends `ready`, then never answers anything.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+
+from pycasso import port
+
+
+def main() -> int:
+    mode = sys.argv[1] if len(sys.argv) > 1 else "normal"
+    if mode == "crash_at_start":
+        print("fake worker: crashing at start-up", file=sys.stderr)
+        return 1
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    lock = threading.Lock()
+    jobs: queue.Queue = queue.Queue()
+    cancelled: set[str] = set()
+
+    def send(message: port.Message) -> None:
+        with lock:
+            port.write_message(stdout, message)
+
+    def read() -> None:
+        while (message := port.read_message(stdin)) is not None:
+            if mode == "hang":
+                continue
+            if message.type == "ping":
+                send(port.pong(message.get("n")))
+            elif message.type == "cancel":
+                cancelled.add(message.job)
+            elif message.type == "paint":
+                jobs.put(message)
+        jobs.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    send(port.ready("fake", "none", "none", "none"))
+    while (job := jobs.get()) is not None:
+        params = job.get("params")
+        content = job.blobs("content")[0]
+        every = params.get("preview_every", 10)
+        start = int(job.get("start_iteration", 0) or 0)
+        for i in range(start + 1, params["iterations"] + 1):
+            if job.job in cancelled:
+                send(port.cancelled(job.job))
+                break
+            time.sleep(0.02)
+            loss = {"total": 100.0 / i, "content": 1.0, "style": 2.0, "tv": 0.5}
+            preview = content if every and i % every == 0 and i < params["iterations"] else None
+            send(port.progress(job.job, i, params["iterations"], i, loss, 0.02 * i, preview))
+        else:
+            send(port.done(job.job, {"iterations": params["iterations"], "start": start}, content))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
