@@ -132,16 +132,11 @@ class Engine:
         Raises `Cancelled` (with the current image) when stopped, `InvalidParams` when the
         parameters do not fit the inputs.
         """
-        try:
-            blend = params.blend_for(len(styles))
-        except ValueError as exc:
-            raise InvalidParams(str(exc)) from exc
+        blend = _blend(params, len(styles))
         if not 0 <= start_iteration < params.iterations:
             raise InvalidParams(f"start_iteration must be in [0, {params.iterations}), got {start_iteration}")
         with self._lock:
             return self._paint(content, styles, params, blend, on_iterate, should_stop, init_image, start_iteration)
-
-    # --- the run ------------------------------------------------------------------------------
 
     def losses(self, image: np.ndarray, content: np.ndarray, styles: Sequence[np.ndarray], params: Params) -> Losses:
         """The loss terms of `image` as a painting of `content` in the style of `styles`.
@@ -150,10 +145,7 @@ class Engine:
         (BGR, mean-subtracted, possibly outside the 0..255 box). Scores any method's result with
         exactly the function `paint` minimises.
         """
-        try:
-            blend = params.blend_for(len(styles))
-        except ValueError as exc:
-            raise InvalidParams(str(exc)) from exc
+        blend = _blend(params, len(styles))
         with self._lock:
             problem = self._prepare(content, styles, params, blend)
             if image.dtype == np.uint8:
@@ -326,6 +318,13 @@ def _compile_loss(network: VGG19Features, content_layer: str, style_layers: tupl
         return total, content, style, tv, tape.gradient(total, pixels)
 
     return loss_and_grad
+
+
+def _blend(params: Params, n_styles: int) -> list[float]:
+    try:
+        return params.blend_for(n_styles)
+    except ValueError as exc:
+        raise InvalidParams(str(exc)) from exc
 
 
 def _losses_at(recent: dict[float, Losses], total: float) -> Losses:
