@@ -151,6 +151,7 @@ class _Slot:
         self._restarts: collections.deque[float] = collections.deque()
         self._ping_n = 0
         self._pong_due: float | None = None  # monotonic deadline of the outstanding ping
+        self._kill_reason: str | None = None
         self._background: set[asyncio.Task] = set()
 
     # --- the slot's life ----------------------------------------------------------------------
@@ -191,7 +192,8 @@ class _Slot:
                     continue
                 kind, message = await self._inbox.get()
                 if kind == "eof":
-                    raise WorkerCrashed(message or "the worker closed its output", job=self.current)
+                    why = self._kill_reason or message or "the worker closed its output"
+                    raise WorkerCrashed(why, job=self.current)
                 if kind == "msg":
                     self._handle(message)
         finally:
@@ -200,6 +202,7 @@ class _Slot:
     def _start_process(self) -> None:
         self._inbox = asyncio.Queue()
         self._pong_due = None
+        self._kill_reason = None
         try:
             # Its own session: a Ctrl-C meant for Studio must not kill the worker before Studio stops it.
             self.proc = subprocess.Popen(
@@ -252,8 +255,8 @@ class _Slot:
             await asyncio.sleep(self.sup.ping_interval_s)
             if self._pong_due is not None:
                 if time.monotonic() > self._pong_due:
-                    log.error("worker %d did not answer a ping within %g s: killing it", self.index,
-                              self.sup.ping_timeout_s)  # fmt: skip
+                    self._kill_reason = f"the worker hung (no answer to a ping within {self.sup.ping_timeout_s:g} s)"
+                    log.error("worker %d: %s; killing it", self.index, self._kill_reason)
                     self._kill()
                     return
                 continue

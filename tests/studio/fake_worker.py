@@ -3,7 +3,8 @@
     python fake_worker.py [normal|crash_at_start|hang]
 
 `normal` sends `ready`, then per job one `progress` frame every 20 ms (a preview every
-`preview_every` iterations: the content image) and `done` with the content image as the result.
+`preview_every` iterations: the content image) and `done` (its result: the init image of a
+resumed run, else the first style).
 `crash_at_start` exits with status 1 at once. `hang` sends `ready`, then never answers anything.
 """
 
@@ -59,7 +60,9 @@ def main() -> int:
             preview = content if every and i % every == 0 and i < params["iterations"] else None
             send(port.progress(job.job, i, params["iterations"], i, loss, 0.02 * i, preview))
         else:
-            send(port.done(job.job, {"iterations": params["iterations"], "start": start}, content))
+            # The result is the init image of a resumed run, else the style: a test can see a resume.
+            result = (job.blobs("init") or job.blobs("style"))[0]
+            send(port.done(job.job, {"iterations": params["iterations"]}, result))
     return 0
 
 
