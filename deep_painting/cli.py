@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "fsck": ("painting.cli:fsck_main", "check that every stored painting's images exist and are intact"),
     "gc": ("painting.cli:gc_main", "delete stored images that no painting references any more"),
     "studio": ("studio.cli:main", "run the Studio service (beside the GPU)"),
+    "gallery": ("gallery.cli:main", "run the Gallery service (the web app people use)"),
 }
 
 

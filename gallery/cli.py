@@ -1,0 +1,41 @@
+"""`deep-painting gallery --host 127.0.0.1 --port 8000`: run the Gallery service (the web app people use).
+
+Everything else comes from the environment (`GALLERY_*`, see gallery.settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pydantic import ValidationError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="deep-painting gallery", description="Run the Gallery service.")
+    parser.add_argument("--host", help="address to listen on (default: GALLERY_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: GALLERY_PORT or 8000)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    from gallery.app import create_app
+    from gallery.settings import GallerySettings
+
+    try:
+        settings = GallerySettings()
+    except ValidationError as exc:
+        print(f"deep-painting gallery: bad settings: {exc}", file=sys.stderr)
+        return 2
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="gallery %(levelname)s %(message)s")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level, ws="websockets-sansio",
+                timeout_graceful_shutdown=10)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

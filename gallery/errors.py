@@ -1,0 +1,47 @@
+"""Gallery's errors, in one place.
+
+    GalleryError                 every error Gallery raises on purpose
+    ├── BadRequest               a request that cannot be taken: missing part, bad params (422)
+    ├── BodyTooLarge             the request body is over the cap (413); raised while it streams in
+    └── StudioError              a call to Studio did not work
+        ├── StudioUnavailable    unreachable, timed out, reset, 5xx: retry later (painting waits)
+        ├── StudioRejected       Studio refused the request (4xx other than 404): do not retry
+        └── StudioJobGone        Studio does not know the job (404): send the painting again
+
+Storage errors come from `painting.errors`; `gallery.app` maps both families to HTTP statuses in one
+place: NotFound -> 404, ImageTooLarge/BodyTooLarge -> 413, InvalidImage -> 415, BadRequest -> 422.
+"""
+
+from __future__ import annotations
+
+
+class GalleryError(Exception):
+    """Base class of every error Gallery raises on purpose."""
+
+
+class BadRequest(GalleryError):
+    """A request that cannot be taken as it is; the message names the part or field."""
+
+
+class BodyTooLarge(GalleryError):
+    """The request body is larger than the configured cap."""
+
+
+class StudioError(GalleryError):
+    """A call to Studio did not work."""
+
+
+class StudioUnavailable(StudioError):
+    """Studio could not be reached or did not answer in time, or answered 5xx; try again later."""
+
+
+class StudioRejected(StudioError):
+    """Studio refused the request (a 4xx other than 404); retrying will not help."""
+
+
+class StudioJobGone(StudioError):
+    """Studio does not know this job (404): it lost its data, or never had it."""
+
+
+__all__ = ["BadRequest", "BodyTooLarge", "GalleryError", "StudioError", "StudioJobGone", "StudioRejected",
+           "StudioUnavailable"]  # fmt: skip

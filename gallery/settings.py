@@ -1,0 +1,51 @@
+"""Gallery's one settings object, read from the environment (prefix `GALLERY_`) and checked at start.
+
+    GALLERY_STUDIO_URL=http://gpu-host:8100 GALLERY_STUDIO_TOKEN=... deep-painting gallery --port 8000
+
+Nowhere else in Gallery reads `os.environ`. List fields take JSON, e.g.
+`GALLERY_ALLOWED_ORIGINS='["https://paint.example"]'`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GallerySettings(BaseSettings):
+    """Where Gallery keeps its data, where Studio is, who may open the WebSocket, and the caps."""
+
+    model_config = SettingsConfigDict(env_prefix="GALLERY_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on.")
+    data_dir: Path = Field(Path("gallery-data"), description="Images and the SQLite catalog live here.")
+    database_url: SecretStr | None = Field(None, description="SQLAlchemy URL; SQLite in data_dir when unset.")
+    studio_url: str = Field("http://127.0.0.1:8100", description="Base URL of Studio's HTTP API.")
+    studio_token: SecretStr | None = Field(None, description="Bearer token for Studio's /v1 calls.")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to open /ws, e.g. https://paint.example; empty: the same origin only.",
+    )
+    frontend_dir: Path = Field(Path("frontend"), description="The page, served at / when the folder exists.")
+
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1, description="Largest request body accepted.")
+    max_image_bytes: int = Field(25 * 1024 * 1024, ge=1, description="Largest image file accepted.")
+    max_image_pixels: int = Field(40_000_000, ge=1, description="Most pixels an image may declare.")
+    max_styles: int = Field(8, ge=1, le=8, description="Most style images per painting.")
+
+    studio_connect_timeout_s: float = Field(5.0, gt=0, description="Connecting to Studio.")
+    studio_timeout_s: float = Field(60.0, gt=0, description="One Studio call (uploads included).")
+    studio_stream_timeout_s: float = Field(
+        60.0, gt=0, description="Silence on the event stream before it counts as lost (Studio sends keep-alives)."
+    )
+    retry_initial_s: float = Field(0.5, gt=0, description="First wait before retrying an unreachable Studio.")
+    retry_max_s: float = Field(30.0, gt=0, description="Longest wait between retries (capped exponential backoff).")
+
+    def studio_token_value(self) -> str | None:
+        return None if self.studio_token is None else self.studio_token.get_secret_value() or None
+
+
+__all__ = ["GallerySettings"]

@@ -1,0 +1,148 @@
+"""Gallery's client for Studio's HTTP API (v1), over httpx.
+
+    client = StudioClient("http://127.0.0.1:8100", token="...")
+    job = await client.submit(painting_id, content_png, [style_png], params_dict)
+    async for event in client.events(job["id"], last_event_id="3"): ...
+    await client.cancel(job["id"])
+
+Every failure is one of `gallery.errors`: StudioUnavailable (connect/read errors, timeouts, 5xx:
+retry later), StudioRejected (4xx: do not retry), StudioJobGone (404 for a job). `transport` lets
+tests drive the client with `httpx.MockTransport`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from gallery.errors import StudioJobGone, StudioRejected, StudioUnavailable
+
+
+@dataclass(frozen=True)
+class StudioEvent:
+    """One Server-Sent Event of a Studio job: `progress`, `done`, `failed` or `cancelled`."""
+
+    id: str
+    type: str
+    data: dict[str, Any]
+
+    @property
+    def terminal(self) -> bool:
+        return self.type != "progress"
+
+
+class StudioClient:
+    """Calls Studio's /v1 API with a bearer token and timeouts; see the module docstring."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        connect_timeout_s: float = 5.0,
+        timeout_s: float = 60.0,
+        stream_timeout_s: float = 60.0,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+        self._stream_timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s, read=stream_timeout_s)
+        self._http = httpx.AsyncClient(base_url=base_url, headers=headers, transport=transport, timeout=self._timeout)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, url, **kwargs)
+        except httpx.TransportError as exc:  # connect/read errors, resets, every timeout
+            raise StudioUnavailable(f"Studio did not answer: {type(exc).__name__}") from exc
+        _raise_for_status(response, url)
+        return response
+
+    async def submit(
+        self, painting_id: str, content: bytes, styles: list[bytes], params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Send a painting to Studio as a job (Idempotency-Key: the painting id); Studio's job JSON."""
+        files = [("content", ("content", content, "application/octet-stream"))]
+        files += [("style", (f"style-{i}", s, "application/octet-stream")) for i, s in enumerate(styles)]
+        response = await self._call("POST", "/v1/jobs", files=files, data={"params": json.dumps(params)},
+                                    headers={"Idempotency-Key": painting_id})  # fmt: skip
+        return _json(response)
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        return _json(await self._call("GET", f"/v1/jobs/{job_id}"))
+
+    async def cancel(self, job_id: str) -> dict[str, Any]:
+        return _json(await self._call("DELETE", f"/v1/jobs/{job_id}"))
+
+    async def image(self, image_id: str) -> bytes:
+        return (await self._call("GET", f"/v1/images/{image_id}")).content
+
+    async def ready(self) -> bool:
+        try:
+            return (await self._http.get("/health/ready")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    async def events(self, job_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StudioEvent]:
+        """The job's events after `last_event_id`, live, until a terminal one or the stream ends."""
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        url = f"/v1/jobs/{job_id}/events"
+        try:
+            async with self._http.stream("GET", url, headers=headers, timeout=self._stream_timeout) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                _raise_for_status(response, url)
+                fields: dict[str, str] = {}
+                async for line in response.aiter_lines():
+                    if line.startswith(":"):
+                        continue  # keep-alive comment
+                    if line == "":
+                        if "data" in fields:
+                            event = StudioEvent(fields.get("id", ""), fields.get("event", "message"),
+                                                json.loads(fields["data"]))  # fmt: skip
+                            yield event
+                            if event.terminal:
+                                return
+                        fields = {}
+                        continue
+                    name, _, value = line.partition(":")
+                    fields[name] = value[1:] if value.startswith(" ") else value
+        except httpx.TransportError as exc:
+            raise StudioUnavailable(f"Studio's event stream broke: {type(exc).__name__}") from exc
+        except json.JSONDecodeError as exc:
+            raise StudioUnavailable("Studio sent an event that is not JSON") from exc
+
+
+def _raise_for_status(response: httpx.Response, url: str) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    if status >= 500 or status in (408, 429):
+        raise StudioUnavailable(f"Studio answered {status} to {url}")
+    detail = _detail(response)
+    if status == 404 and "/v1/jobs/" in url:
+        raise StudioJobGone(f"Studio has no such job: {detail}")
+    raise StudioRejected(f"Studio refused the painting ({status}): {detail}")
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", ""))
+    except (ValueError, AttributeError):
+        return response.text[:300]
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise StudioUnavailable("Studio answered with something that is not JSON") from exc
+
+
+__all__ = ["StudioClient", "StudioEvent"]

@@ -1,0 +1,187 @@
+"""Gallery for real: uvicorn in a thread on a free loopback port; Studio for real in a subprocess.
+
+Studio is started as in tests/studio/conftest.py (copied, not imported: the two test folders stay
+independent). Helpers are fixtures, so no test module imports this file by name.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from PIL import Image
+
+from gallery.app import create_app
+from gallery.settings import GallerySettings
+
+TOKEN = "gallery-test-token-0123456789"
+
+
+def png(width: int, height: int, colour: tuple[int, int, int] = (200, 80, 40)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A tiny PNG whose header declares `width` x `height` pixels."""
+    data = bytearray(png(1, 1))
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not {what} within {timeout} s")
+
+
+class StudioProcess:
+    """A running Studio with the real Pycasso worker: its URL and process."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        worker = json.dumps([sys.executable, "-m", "pycasso"])
+        environ = {**os.environ, "STUDIO_DATA_DIR": str(data_dir), "STUDIO_TOKEN": TOKEN,
+                   "STUDIO_WORKER_COMMAND": worker, "STUDIO_KEEPALIVE_S": "1"}  # fmt: skip
+        self.log_path = data_dir.parent / f"studio-{self.port}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "studio", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            env=environ, stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        def ready() -> bool:
+            assert self.proc.poll() is None, f"Studio exited: {self.log_path.read_text(errors='replace')[-3000:]}"
+            try:
+                return self.client.get("/health/ready").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(ready, timeout, "ready")
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class GalleryServer:
+    """A Gallery app served by uvicorn in a thread: its URL, a client, and its settings."""
+
+    def __init__(self, data_dir: Path, studio_url: str, *, transport: httpx.AsyncBaseTransport | None = None,
+                 **overrides: object) -> None:  # fmt: skip
+        values: dict = {"data_dir": data_dir, "studio_url": studio_url, "studio_token": TOKEN,
+                        "retry_initial_s": 0.05, "retry_max_s": 0.3, "studio_stream_timeout_s": 15,
+                        "frontend_dir": data_dir / "no-frontend", **overrides}  # fmt: skip
+        self.settings = GallerySettings(**values)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.origin = self.url
+        config = uvicorn.Config(create_app(self.settings, studio_transport=transport), host="127.0.0.1",
+                                port=self.port, log_level="warning", ws="websockets-sansio")  # fmt: skip
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_for(lambda: self.server.started, 30, "started")
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def post_painting(self, params: dict | str | None = None, *, content: bytes | None = None,
+                      styles: list[bytes] | None = None) -> httpx.Response:  # fmt: skip
+        files = [("content", ("c.png", content if content is not None else png(64, 48), "image/png"))]
+        for style in styles if styles is not None else [png(48, 48, (20, 40, 220))]:
+            files.append(("style", ("s.png", style, "image/png")))
+        data = {} if params is None else {"params": params if isinstance(params, str) else json.dumps(params)}
+        return self.client.post("/api/paintings", files=files, data=data)
+
+    def painting(self, painting_id: str) -> dict:
+        response = self.client.get(f"/api/paintings/{painting_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_status(self, painting_id: str, statuses: set[str], timeout: float = 120) -> dict:
+        return wait_for(lambda: (p := self.painting(painting_id))["status"] in statuses and p, timeout,
+                        f"in {statuses}")  # type: ignore[return-value]  # fmt: skip
+
+    def stored(self) -> tuple[int, int]:
+        """(paintings, image files) Gallery has stored."""
+        total = self.client.get("/api/paintings").json()["total"]
+        files = [p for p in (self.settings.data_dir / "images").rglob("*") if p.is_file()]
+        return total, len(files)
+
+    def stop(self) -> None:
+        self.client.close()
+        self.server.should_exit = True
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "Gallery did not stop"
+
+
+@pytest.fixture(scope="session")
+def real_studio(tmp_path_factory) -> Iterator[StudioProcess]:
+    studio = StudioProcess(tmp_path_factory.mktemp("gallery-studio") / "data")
+    try:
+        studio.wait_ready(180)
+        yield studio
+    finally:
+        studio.stop()
+
+
+@pytest.fixture
+def gallery_factory(tmp_path: Path) -> Iterator[Callable[..., GalleryServer]]:
+    started: list[GalleryServer] = []
+
+    def start(studio_url: str, *, name: str = "gallery", **kwargs: object) -> GalleryServer:
+        server = GalleryServer(tmp_path / name, studio_url, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.thread.is_alive():
+            server.stop()
+
+
+@pytest.fixture(name="wait_for")
+def wait_for_fixture() -> Callable[..., object]:
+    return wait_for
+
+
+@pytest.fixture
+def images() -> dict[str, Callable[..., bytes]]:
+    return {"png": png, "bomb": bomb_png}
