@@ -126,7 +126,8 @@ class Dispatcher:
             except StudioJobGone:
                 log.warning("Studio lost the job of painting %s; sending it again", painting_id)
                 with contextlib.suppress(NotFound):
-                    self.catalog.update(painting_id, only_if=UNFINISHED, remote_id=None, remote_cursor=None)
+                    self.catalog.transition(painting_id, Status.QUEUED, from_=UNFINISHED, remote_id=None,
+                                            remote_cursor=None)  # fmt: skip
             except StudioRejected as exc:
                 self._finish(painting_id, Status.FAILED, "failed", error=str(exc))
                 return
