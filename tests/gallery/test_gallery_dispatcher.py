@@ -170,3 +170,24 @@ def test_backoff_is_capped_exponential_with_jitter():
         0.5, 1, 2, 4, 8, 16, 30, 30]  # fmt: skip
     assert backoff_s(3, initial_s=0.5, max_s=30, rng=lambda: 0.25) == 1.0
     assert backoff_s(10_000, initial_s=0.5, max_s=30, rng=lambda: 1.0) == 30
+
+
+def test_deleting_a_running_painting_cancels_its_studio_job(gallery_factory, images):
+    studio = FakeStudio(images["png"](16, 16))
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/jobs/job-1/events":
+            await asyncio.sleep(0.5)
+            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=b": keep-alive\n\n")
+        return studio(request)
+
+    gallery = gallery_factory("http://studio.invalid", transport=httpx.MockTransport(handler))
+    created = gallery.post_painting({"size": 48, "iterations": 3}).json()
+    gallery.wait_status(created["id"], {"running"}, 10)
+    assert gallery.client.delete(f"/api/paintings/{created['id']}").status_code == 204
+    deadline = time.monotonic() + 5
+    while not studio.cancelled and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert studio.cancelled == ["job-1"]
+    assert gallery.client.get(f"/api/paintings/{created['id']}").status_code == 404
+    assert studio.keys == [created["id"]]  # not sent again after the delete
