@@ -81,9 +81,10 @@ def _run(args: argparse.Namespace) -> int:
         params.blend_for(len(styles))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    imaging.painting_shape(content.shape, params.size)  # a photo too narrow or too wide for this size
     for path in [args.output, args.stats]:
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _check_writable(path)
 
     from pycasso.engine import Engine  # TensorFlow: only once the inputs are known to be good
 
@@ -99,7 +100,10 @@ def _run(args: argparse.Namespace) -> int:
     progress.finish()
     _save(args.output, result.image)
     if args.stats is not None:
-        args.stats.write_text(json.dumps(result.stats(), indent=2) + "\n")
+        try:
+            args.stats.write_text(json.dumps(result.stats(), indent=2) + "\n")
+        except OSError as exc:
+            raise UsageError(f"{args.stats}: cannot write the statistics ({exc.strerror})") from None
     print(
         f"wrote {args.output} ({result.image.shape[1]}×{result.image.shape[0]}, {result.iterations} iterations, "
         f"{result.evaluations} evaluations, {result.seconds:.1f} s)",
@@ -145,12 +149,28 @@ def _load(path: Path, what: str):
     return imaging.decode_image(data, what=f"{what} {path}")
 
 
+def _check_writable(path: Path) -> None:
+    """Fail before painting, not after: the output's folder must exist or be creatable, and writable."""
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{path.parent}: cannot create this folder ({exc.strerror})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise UsageError(f"{path.parent}: no permission to write here")
+
+
 def _save(path: Path, rgb) -> None:
     from PIL import Image
 
     tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(rgb, "RGB").save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
-    tmp.replace(path)
+    try:
+        Image.fromarray(rgb, "RGB").save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"{path}: cannot write the image ({exc.strerror or exc})") from None
 
 
 class ProgressBar:

@@ -11,13 +11,14 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pycasso.errors import ImageTooLarge, InvalidImage
+from painting.params import MAX_SIZE, MIN_SIZE
+from pycasso.errors import ImageTooLarge, InvalidImage, InvalidParams
 
 # BGR means of the ImageNet training set, as VGG was trained (Simonyan & Zisserman).
 VGG_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
-ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
+ACCEPTED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP")  # MPO: what Pillow calls many camera JPEGs
 MAX_INPUT_BYTES = 50 * 1024 * 1024
 MAX_INPUT_PIXELS = 50_000_000
 
@@ -28,6 +29,8 @@ def decode_image(
     """Decode PNG/JPEG/WEBP bytes into (H, W, 3) uint8 RGB, refusing anything else.
 
     The declared size is checked before any pixel is decoded, so a decompression bomb costs nothing.
+    The camera's orientation tag is applied (a portrait photo stays upright), transparency is laid
+    on white, and 16-bit images are scaled to 8 bits rather than clipped.
     """
     if not data:
         raise InvalidImage(f"the {what} is empty (0 bytes)")
@@ -47,7 +50,7 @@ def decode_image(
             if width < 1 or height < 1:
                 raise InvalidImage(f"the {what} has no pixels")
             image.load()
-            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+            return _to_rgb(ImageOps.exif_transpose(image))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(
             f"the {what} declares too many pixels to decode safely; the limit is {max_pixels / 1e6:.0f} megapixels"
@@ -56,6 +59,19 @@ def decode_image(
         raise InvalidImage(f"the {what} is not an image Pillow can read (PNG, JPEG or WEBP)") from exc
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
         raise InvalidImage(f"the {what} is damaged or truncated: {exc}") from exc
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit (or wider) grey: scale, do not clip
+        grey = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode != "F" and grey.max() > 255 else 255.0
+        grey8 = np.clip(np.rint(grey * (255.0 / top)), 0, 255).astype(np.uint8)
+        return np.repeat(grey8[..., None], 3, axis=2)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        backdrop = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(backdrop, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
@@ -71,9 +87,19 @@ def resize(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def painting_shape(content_shape: tuple[int, ...], size: int) -> tuple[int, int]:
-    """(height, width) of the painting: height `size`, width following the photo's aspect ratio."""
+    """(height, width) of the painting: height `size`, width following the photo's aspect ratio.
+
+    Raises InvalidParams when that width falls outside [MIN_SIZE, 2 × MAX_SIZE]: VGG19 needs 32 px
+    to reach block5, and a very wide panorama at a large size would not fit in memory.
+    """
     h, w = content_shape[:2]
-    return size, max(1, round(w * size / h))
+    width = max(1, round(w * size / h))
+    if not MIN_SIZE <= width <= 2 * MAX_SIZE:
+        raise InvalidParams(
+            f"a {w}×{h} photo painted {size} px tall would be {width} px wide; the width must be between "
+            f"{MIN_SIZE} and {2 * MAX_SIZE} px: choose another size or crop the photo"
+        )
+    return size, width
 
 
 def style_shape(style_shape_: tuple[int, ...], painting_hw: tuple[int, int], scale: float) -> tuple[int, int]:

@@ -130,34 +130,45 @@ def write_message(stream: BinaryIO, message: Message) -> None:
 def read_message(stream: BinaryIO) -> Message | None:
     """The next message, or None at a clean end of stream.
 
-    Raises ProtocolError for a malformed message. Unless the error is `fatal`, the stream is
-    still in sync (a bad header frame is consumed with its attachments where their count is known).
+    Raises ProtocolError for a malformed message. Unless the error is `fatal`, the stream is still
+    in sync: a bad header's attachments are read past whenever their count is known, and the error
+    names the message's job when it has one.
     """
     payload = read_frame(stream)
     if payload is None:
         return None
     try:
         header = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"a message header is not UTF-8 JSON: {exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ProtocolError(f"a message header is not UTF-8 JSON: {str(exc)[:200]}") from None
     if not isinstance(header, dict):
         raise ProtocolError("a message header must be a JSON object")
     job = header.get("job") if isinstance(header.get("job"), str) else None
     roles = header.pop("attachments", [])
-    if not isinstance(roles, list) or len(roles) > MAX_ATTACHMENTS:
-        raise ProtocolError("`attachments` must be a list of at most 16 roles", fatal=True, job=job)
-    attachments = []
+    if not isinstance(roles, list):
+        raise ProtocolError("`attachments` must be a list of roles", fatal=True, job=job)
+    attachments, problem = [], None
     for role in roles:
-        data = read_frame(stream)
+        try:
+            data = read_frame(stream)
+        except ProtocolError as exc:
+            if exc.fatal:
+                raise ProtocolError(str(exc), fatal=True, job=job) from None
+            problem = problem or f"attachment {len(attachments) + 1}: {exc}"  # read past it, stay in sync
+            data = b""
         if data is None:
             raise ProtocolError("stream ended before a message's attachments", fatal=True, job=job)
         attachments.append((role, data))
+    if problem:
+        raise ProtocolError(problem, job=job)
+    if len(roles) > MAX_ATTACHMENTS:
+        raise ProtocolError(f"a message may carry at most {MAX_ATTACHMENTS} attachments", job=job)
     kind = header.pop("type", None)
-    if kind not in TYPES:
-        raise ProtocolError(f"unknown message type {kind!r}", job=job)
-    bad_roles = [role for role in roles if role not in ROLES]
+    if not isinstance(kind, str) or kind not in TYPES:
+        raise ProtocolError(f"unknown message type {kind!r:.60}", job=job)
+    bad_roles = [role for role in roles if not isinstance(role, str) or role not in ROLES]
     if bad_roles:
-        raise ProtocolError(f"unknown attachment role {bad_roles[0]!r}", job=job)
+        raise ProtocolError(f"unknown attachment role {bad_roles[0]!r:.60}", job=job)
     return Message(kind, header, attachments)
 
 

@@ -23,12 +23,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from painting.params import parse_params
+from painting.params import MAX_STYLES, parse_params
 from pycasso import port
 from pycasso.errors import Cancelled, PycassoError
 
 log = logging.getLogger("pycasso.worker")
 _EOF = object()
+MAX_QUEUED = 32  # paint messages waiting; more are refused (each may hold up to 16 images in memory)
+MAX_JOB_ID = 200
 
 
 class Worker:
@@ -50,31 +52,44 @@ class Worker:
     def send(self, message: port.Message) -> None:
         with self._write_lock:
             try:
-                port.write_message(self._out, message)
+                frames = port.encode(message)
+            except (ValueError, TypeError, RecursionError) as exc:  # e.g. a ping's `n` that JSON cannot carry
+                frames = port.encode(port.error(message.job, "bad_frame", f"cannot answer: {str(exc)[:200]}"))
+            try:
+                for frame in frames:
+                    port.write_frame(self._out, frame)
+                self._out.flush()
             except (BrokenPipeError, ValueError):  # Studio went away: nobody left to tell
-                self._closing.set()
-                self._cancel.set()
+                self._stop_all()
+
+    def _stop_all(self) -> None:
+        """No more input, or nobody listening: stop the painting in progress and take no more."""
+        with self._state_lock:
+            self._closing.set()
+            self._cancel.set()
 
     # --- the reader thread --------------------------------------------------------------------
 
     def _read_loop(self) -> None:
-        while True:
-            try:
-                message = port.read_message(self._in)
-            except port.ProtocolError as exc:
-                self.send(port.error(exc.job, "bad_frame", str(exc)))
-                if exc.fatal:
+        try:
+            while True:
+                try:
+                    message = port.read_message(self._in)
+                except port.ProtocolError as exc:
+                    self.send(port.error(exc.job, "bad_frame", str(exc)))
+                    if exc.fatal:
+                        break
+                    continue
+                if message is None:
                     break
-                continue
-            except OSError as exc:
-                log.error("stdin failed: %s", exc)
-                break
-            if message is None:
-                break
-            self._dispatch(message)
-        self._closing.set()
-        self._cancel.set()  # end of input: stop the painting in progress
-        self._jobs.put(_EOF)
+                self._dispatch(message)
+        except OSError as exc:
+            log.error("stdin failed: %s", exc)
+        except Exception:  # a bug here must not leave the main thread waiting for ever
+            log.exception("the port reader failed; stopping")
+        finally:
+            self._stop_all()  # end of input: stop the painting in progress, then exit
+            self._jobs.put(_EOF)
 
     def _dispatch(self, message: port.Message) -> None:
         if message.type == "ping":
@@ -82,11 +97,22 @@ class Worker:
         elif message.type == "cancel":
             self._cancel_job(message.job)
         elif message.type == "paint":
-            if message.job is None or not message.job:
-                self.send(port.error(None, "bad_frame", "a paint message needs a non-empty string `job`"))
+            job = message.job
+            if not job or len(job) > MAX_JOB_ID:
+                problem = f"a paint message needs a `job` string of 1 to {MAX_JOB_ID} characters"
+                self.send(port.error(None, "bad_frame", problem))
                 return
             with self._state_lock:
-                self._pending.add(message.job)
+                refusal = (
+                    "a job with this id is already queued or running" if job in self._pending or job == self._current
+                    else f"{MAX_QUEUED} jobs are queued already" if len(self._pending) >= MAX_QUEUED
+                    else None
+                )  # fmt: skip
+                if refusal is None:
+                    self._pending.add(job)
+            if refusal is not None:
+                self.send(port.error(job, "busy", refusal))
+                return
             self._jobs.put(message)
         else:
             self.send(port.error(message.job, "bad_frame", f"a worker does not accept {message.type!r}"))
@@ -125,6 +151,9 @@ class Worker:
                 continue
             try:
                 self._paint(engine, item)
+            except Exception as exc:  # a bug around the engine: report it, stay up for the next job
+                traceback.print_exc(file=sys.stderr)
+                self.send(port.error(item.job, "engine_error", f"{type(exc).__name__}: {exc}"))
             finally:
                 with self._state_lock:
                     self._current = None
@@ -141,12 +170,16 @@ class Worker:
             return
         try:
             contents, styles, inits = message.blobs("content"), message.blobs("style"), message.blobs("init")
-            if len(contents) != 1 or not styles or len(inits) > 1:
-                raise PycassoError("a paint message needs one content image, at least one style and at most one init")
+            if len(contents) != 1 or not 1 <= len(styles) <= MAX_STYLES or len(inits) > 1:
+                raise PycassoError(
+                    f"a paint message needs one content image, 1 to {MAX_STYLES} styles and at most one init"
+                )
+            start = message.get("start_iteration", 0) if inits else 0
+            if type(start) is not int or start < 0:
+                raise PycassoError("start_iteration must be a whole number, 0 or more")
             content = imaging.decode_image(contents[0], what="content image")
             style_images = [imaging.decode_image(s, what=f"style image {i + 1}") for i, s in enumerate(styles)]
             init = imaging.decode_image(inits[0], what="init image") if inits else None
-            start = int(message.get("start_iteration", 0) or 0) if init is not None else 0
         except (PycassoError, ValueError, TypeError) as exc:
             code = getattr(exc, "code", "invalid_request")
             self.send(port.error(job, "invalid_request" if code == "engine_error" else code, str(exc)))

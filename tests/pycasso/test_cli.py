@@ -125,3 +125,12 @@ def test_the_same_seed_gives_the_same_pixels_in_separate_processes(inputs, tmp_p
         assert done.returncode == 0, done.stderr
     with Image.open(outs[0]) as a, Image.open(outs[1]) as b:
         assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("target", ["output", "stats"])
+def test_an_output_that_is_a_folder_is_refused_before_painting(inputs, tmp_path, target):
+    folder = tmp_path / "taken.png"
+    folder.mkdir()
+    out, stats = (folder, tmp_path / "s.json") if target == "output" else (tmp_path / "o.png", folder)
+    done = paint(inputs / "content.png", inputs / "style.png", "-o", out, "--stats", stats, timeout=60)
+    assert done.returncode == 2 and "is a folder" in done.stderr and "Traceback" not in done.stderr

@@ -73,6 +73,32 @@ def test_a_cancel_from_another_thread_lands_within_one_evaluation(engine, conten
     assert 2 <= info.value.iterations < 500
 
 
+def test_the_stop_flag_is_read_before_every_evaluation_not_only_between_iterations(
+    engine, content_rgb, style_rgb, monkeypatch
+):
+    # Raise the flag during the very first evaluation (at the starting image, before any iteration
+    # ends): only the check before each evaluation can stop the line search from evaluating again.
+    stop = threading.Event()
+    started = []
+    compile_loss = engine._loss_fn
+
+    def flagging_loss_fn(*key):
+        fn = compile_loss(*key)
+
+        def evaluate(*args):
+            started.append(1)
+            stop.set()
+            return fn(*args)
+
+        return evaluate
+
+    monkeypatch.setattr(engine, "_loss_fn", flagging_loss_fn)
+    with pytest.raises(Cancelled) as info:
+        engine.paint(content_rgb, [style_rgb], Params(**SMALL, iterations=50), should_stop=stop.is_set)
+    assert len(started) == 1
+    assert info.value.iterations == 0
+
+
 def test_raising_cancelled_from_on_iterate_stops_the_run(engine, content_rgb, style_rgb):
     def on_iterate(it):
         if it.iteration == 3:

@@ -104,3 +104,48 @@ def test_the_paint_command_does_not_import_the_web_stack():
         "bad = {'fastapi', 'starlette', 'uvicorn', 'sqlalchemy'} & set(sys.modules); assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"type": "paint", "job": "j", "attachments": [["x"]]},  # a role that is not a string
+        {"type": ["paint"], "job": "j"},  # a type that is not a string
+    ],
+)
+def test_hostile_header_shapes_are_protocol_errors(header):
+    roles = header.get("attachments", [])
+    stream = frames(json.dumps(header).encode(), *([b"x"] * len(roles)), b'{"type":"ping"}')
+    with pytest.raises(port.ProtocolError) as info:
+        port.read_message(stream)
+    assert not info.value.fatal and info.value.job == "j"
+    assert port.read_message(stream).type == "ping"
+
+
+def test_a_deeply_nested_header_is_a_protocol_error():
+    stream = frames(b"[" * 100_000 + b"]" * 100_000, b'{"type":"ping"}')
+    with pytest.raises(port.ProtocolError):
+        port.read_message(stream)
+    assert port.read_message(stream).type == "ping"
+
+
+def test_an_oversized_attachment_fails_its_own_job_and_the_stream_stays_in_sync(monkeypatch):
+    monkeypatch.setattr(port, "MAX_FRAME_BYTES", 90)  # the header (77 bytes) fits, the 100-byte style does not
+    header = json.dumps({"type": "paint", "job": "big", "attachments": ["content", "style", "style"]}).encode()
+    oversized = (100).to_bytes(4, "big") + b"x" * 100  # written by hand: write_frame refuses it
+    head, tail = frames(header, b"c"), frames(b"t", b'{"type":"ping"}')
+    stream = io.BytesIO(head.getvalue() + oversized + tail.getvalue())
+    with pytest.raises(port.ProtocolError, match="exceeds") as info:
+        port.read_message(stream)
+    assert info.value.job == "big" and not info.value.fatal
+    assert port.read_message(stream).type == "ping"
+
+
+def test_too_many_attachments_are_refused_without_losing_sync():
+    roles = ["style"] * (port.MAX_ATTACHMENTS + 1)
+    header = json.dumps({"type": "paint", "job": "many", "attachments": roles}).encode()
+    stream = frames(header, *([b"s"] * len(roles)), b'{"type":"ping"}')
+    with pytest.raises(port.ProtocolError, match="at most") as info:
+        port.read_message(stream)
+    assert info.value.job == "many" and not info.value.fatal
+    assert port.read_message(stream).type == "ping"

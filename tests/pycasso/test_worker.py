@@ -182,6 +182,45 @@ def test_resuming_from_an_init_image_continues_the_iteration_count(worker, pngs)
     assert seen[-1].type == "done"
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps({"type": "paint", "job": "h1", "attachments": [["x"]]}).encode(),  # + one attachment frame below
+        b"[" * 100_000 + b"]" * 100_000,
+    ],
+)
+def test_hostile_headers_get_an_error_and_the_worker_still_answers(worker, raw):
+    worker.send_raw(raw)
+    if raw.startswith(b"{"):
+        worker.send_raw(b"attachment")
+    assert worker.until("error")[-1].get("code") == "bad_frame"
+    worker.send(port.Message("ping", {"n": [[[[1]]]]}))  # an odd but JSON-able `n` is echoed
+    assert worker.until("pong")[-1].get("n") == [[[[1]]]]
+
+
+def test_a_non_integer_start_iteration_is_refused(worker, pngs):
+    msg = port.paint("j-inf", {"size": 48, "iterations": 3}, pngs[0], [pngs[1]], init=pngs[0])
+    msg.fields["start_iteration"] = float("inf")  # travels as null: not a whole number
+    worker.send(msg)
+    error = worker.until("error", "done", job="j-inf")[-1]
+    assert error.get("code") == "invalid_request" and "start_iteration" in error.get("message")
+    worker.send_raw(b'{"type":"paint","job":"j-inf2","start_iteration":1e999,"params":{"size":48},'
+                    b'"attachments":["content","style","init"]}')  # fmt: skip
+    for blob in (pngs[0], pngs[1], pngs[0]):
+        worker.send_raw(blob)
+    assert worker.until("error", "done", job="j-inf2")[-1].get("code") == "invalid_request"
+
+
+def test_a_second_job_with_a_running_jobs_id_is_refused(worker, pngs):
+    worker.send(port.paint("j-dup", {"size": 64, "iterations": 1000}, pngs[0], [pngs[1]]))
+    worker.until("progress", job="j-dup")
+    worker.send(port.paint("j-dup", {"size": 48, "iterations": 2}, pngs[0], [pngs[1]]))
+    error = worker.until("error", job="j-dup")[-1]
+    assert error.get("code") == "busy" and "already" in error.get("message")
+    worker.send(port.cancel("j-dup"))
+    assert worker.until("cancelled", "done", job="j-dup")[-1].type == "cancelled"
+
+
 def test_cancel_of_an_unknown_job_is_an_error_not_a_crash(worker):
     worker.send(port.cancel("nobody"))
     error = worker.until("error")[-1]
