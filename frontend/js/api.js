@@ -1,0 +1,64 @@
+// The Gallery HTTP API, with errors turned into sentences a person can read.
+
+export class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+  }
+}
+
+/** The text of a FastAPI error body: {"detail": "..."} or {"detail": [{loc, msg}, ...]}. */
+function describe(body, status) {
+  const detail = body && body.detail;
+  if (typeof detail === "string" && detail) return detail;
+  if (Array.isArray(detail) && detail.length) {
+    return detail.map((d) => {
+      const where = Array.isArray(d.loc) ? d.loc.filter((p) => p !== "body" && p !== "query").join(".") : "";
+      return where ? `${where}: ${d.msg}` : d.msg;
+    }).join("; ");
+  }
+  if (status === 413) return "That file is too large for the server.";
+  if (status === 404) return "That painting no longer exists.";
+  if (status >= 500) return "The server had a problem. Please try again in a moment.";
+  return `The request failed (HTTP ${status}).`;
+}
+
+async function request(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch {
+    throw new ApiError("Cannot reach the Gallery server. Check your connection; the page keeps trying.", 0);
+  }
+  if (response.status === 204) return null;
+  const text = await response.text();
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = null;
+  }
+  if (!response.ok) throw new ApiError(describe(body, response.status), response.status);
+  return body;
+}
+
+export const imageUrl = (id) => `/api/images/${encodeURIComponent(id)}`;
+
+export const api = {
+  schema: () => request("/api/params/schema"),
+  list: (limit = 100, offset = 0) => request(`/api/paintings?limit=${limit}&offset=${offset}`),
+  get: (id) => request(`/api/paintings/${encodeURIComponent(id)}`),
+  create(content, styles, params) {
+    const form = new FormData();
+    form.append("content", content, content.name || "content.png");
+    for (const style of styles) form.append("style", style, style.name || "style.png");
+    form.append("params", JSON.stringify(params));
+    return request("/api/paintings", { method: "POST", body: form });
+  },
+  remix: (id, params) => request(`/api/paintings/${encodeURIComponent(id)}/remix`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ params }),
+  }),
+  cancel: (id) => request(`/api/paintings/${encodeURIComponent(id)}/cancel`, { method: "POST" }),
+  remove: (id) => request(`/api/paintings/${encodeURIComponent(id)}`, { method: "DELETE" }),
+};
