@@ -40,21 +40,26 @@ def test_the_same_seed_gives_the_same_pixels_and_another_seed_does_not(engine, c
     assert not np.array_equal(a.image, c.image)
 
 
-def test_a_cancel_from_another_thread_lands_within_one_evaluation(engine, content_rgb, style_rgb, monkeypatch):
-    stop = threading.Event()
-    started_after_stop = []
+def watch_evaluations(engine, monkeypatch, before_each):
+    """Call `before_each()` as every loss evaluation of `engine` starts (the engine's compiled loss is wrapped)."""
     compile_loss = engine._loss_fn
 
-    def counting_loss_fn(*key):
+    def watched_loss_fn(*key):
         fn = compile_loss(*key)
 
         def evaluate(*args):
-            started_after_stop.append(stop.is_set())
+            before_each()
             return fn(*args)
 
         return evaluate
 
-    monkeypatch.setattr(engine, "_loss_fn", counting_loss_fn)
+    monkeypatch.setattr(engine, "_loss_fn", watched_loss_fn)
+
+
+def test_a_cancel_from_another_thread_lands_within_one_evaluation(engine, content_rgb, style_rgb, monkeypatch):
+    stop = threading.Event()
+    started_after_stop = []
+    watch_evaluations(engine, monkeypatch, lambda: started_after_stop.append(stop.is_set()))
     timer = threading.Timer(0.03, stop.set)  # fires from another thread, most likely mid-evaluation
 
     def on_iterate(it):
@@ -80,19 +85,12 @@ def test_the_stop_flag_is_read_before_every_evaluation_not_only_between_iteratio
     # ends): only the check before each evaluation can stop the line search from evaluating again.
     stop = threading.Event()
     started = []
-    compile_loss = engine._loss_fn
 
-    def flagging_loss_fn(*key):
-        fn = compile_loss(*key)
+    def count_and_raise_the_flag():
+        started.append(1)
+        stop.set()
 
-        def evaluate(*args):
-            started.append(1)
-            stop.set()
-            return fn(*args)
-
-        return evaluate
-
-    monkeypatch.setattr(engine, "_loss_fn", flagging_loss_fn)
+    watch_evaluations(engine, monkeypatch, count_and_raise_the_flag)
     with pytest.raises(Cancelled) as info:
         engine.paint(content_rgb, [style_rgb], Params(**SMALL, iterations=50), should_stop=stop.is_set)
     assert len(started) == 1
