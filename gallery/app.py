@@ -185,8 +185,21 @@ def create_app(settings: GallerySettings | None = None, *, studio_transport: htt
     async def live() -> dict[str, str]:
         return {"status": "live"}
 
+    @app.get("/health/ready", include_in_schema=False)
+    async def ready(request: Request) -> JSONResponse:
+        """Ready to take paintings: the catalog answers. Studio's state is not part of it, because a
+        painting made while Studio is away waits for it rather than failing."""
+        try:
+            request.app.state.catalog.count()
+        except Exception as exc:  # any database failure means not ready; say which
+            return JSONResponse({"status": "not ready", "reason": f"catalog: {type(exc).__name__}"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
     if settings.frontend_dir.is_dir():
         app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="frontend")
+    else:
+        log.warning("no page to serve: %s is not a folder (set GALLERY_FRONTEND_DIR); the API works",
+                    settings.frontend_dir)  # fmt: skip
 
     def _created(request: Request, params: Params, content_id: str, style_ids: list[str]) -> JSONResponse:
         catalog: Catalog = request.app.state.catalog

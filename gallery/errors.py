@@ -5,6 +5,8 @@
     ├── BodyTooLarge             the request body is over the cap (413); raised while it streams in
     └── StudioError              a call to Studio did not work
         ├── StudioUnavailable    unreachable, timed out, reset, 5xx: retry later (painting waits)
+        │   └── StudioUnauthorized  Studio refused Gallery's token (401/403): a configuration fault,
+        │                           so the painting waits for the operator instead of failing
         ├── StudioRejected       Studio refused the request (4xx other than 404): do not retry
         └── StudioJobGone        Studio does not know the job (404): send the painting again
 
@@ -35,6 +37,10 @@ class StudioUnavailable(StudioError):
     """Studio could not be reached or did not answer in time, or answered 5xx; try again later."""
 
 
+class StudioUnauthorized(StudioUnavailable):
+    """Studio refused Gallery's token: fix GALLERY_STUDIO_TOKEN and restart; the painting waits meanwhile."""
+
+
 class StudioRejected(StudioError):
     """Studio refused the request (a 4xx other than 404); retrying will not help."""
 
@@ -44,4 +50,4 @@ class StudioJobGone(StudioError):
 
 
 __all__ = ["BadRequest", "BodyTooLarge", "GalleryError", "StudioError", "StudioJobGone", "StudioRejected",
-           "StudioUnavailable"]  # fmt: skip
+           "StudioUnauthorized", "StudioUnavailable"]  # fmt: skip

@@ -13,6 +13,10 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The page beside the packages in a source checkout (also an editable install), wherever Gallery is
+# started from; an installed wheel has no page and needs GALLERY_FRONTEND_DIR (the Gallery image sets it).
+SOURCE_FRONTEND = Path(__file__).resolve().parents[1] / "frontend"
+
 
 class GallerySettings(BaseSettings):
     """Where Gallery keeps its data, where Studio is, who may open the WebSocket, and the caps."""
@@ -29,7 +33,10 @@ class GallerySettings(BaseSettings):
         default_factory=list,
         description="Origins allowed to open /ws, e.g. https://paint.example; empty: the same origin only.",
     )
-    frontend_dir: Path = Field(Path("frontend"), description="The page, served at / when the folder exists.")
+    frontend_dir: Path = Field(
+        default_factory=lambda: SOURCE_FRONTEND,
+        description="The page, served at / when the folder exists (default: frontend/ beside the code).",
+    )
 
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1, description="Largest request body accepted.")
     max_image_bytes: int = Field(25 * 1024 * 1024, ge=1, description="Largest image file accepted.")

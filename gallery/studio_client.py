@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from gallery.errors import StudioJobGone, StudioRejected, StudioUnavailable
+from gallery.errors import StudioJobGone, StudioRejected, StudioUnauthorized, StudioUnavailable
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,10 @@ def _raise_for_status(response: httpx.Response, url: str) -> None:
     if status >= 500 or status in (408, 429):
         raise StudioUnavailable(f"Studio answered {status} to {url}")
     detail = _detail(response)
+    if status in (401, 403):
+        raise StudioUnauthorized(
+            f"Studio refused Gallery's token ({status}): GALLERY_STUDIO_TOKEN must equal Studio's STUDIO_TOKEN"
+        )
     if status == 404 and "/v1/jobs/" in url:
         raise StudioJobGone(f"Studio has no such job: {detail}")
     raise StudioRejected(f"Studio refused the painting ({status}): {detail}")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from deep_painting.cli import SUBCOMMANDS
+from gallery.settings import GallerySettings
 
 NO_STUDIO = "http://127.0.0.1:9"  # nothing listens there: the dispatcher just waits
 
@@ -25,6 +26,19 @@ def test_without_the_folder_the_api_still_works(gallery_factory):
     gallery = gallery_factory(NO_STUDIO)
     assert gallery.client.get("/").status_code == 404
     assert gallery.client.get("/api/paintings").json() == {"items": [], "total": 0, "limit": 20, "offset": 0}
+
+
+def test_ready_means_the_catalog_answers_whether_or_not_studio_does(gallery_factory):
+    gallery = gallery_factory(NO_STUDIO)
+    response = gallery.client.get("/health/ready")
+    assert response.status_code == 200 and response.json() == {"status": "ready"}
+
+
+def test_the_page_defaults_to_the_frontend_folder_beside_the_code_wherever_gallery_starts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the repository
+    monkeypatch.delenv("GALLERY_FRONTEND_DIR", raising=False)
+    folder = GallerySettings().frontend_dir
+    assert folder.is_absolute() and (folder / "index.html").is_file()
 
 
 def test_gallery_never_imports_studio_pycasso_or_tensorflow():

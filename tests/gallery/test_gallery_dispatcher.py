@@ -141,6 +141,27 @@ def test_studio_refusing_the_painting_fails_it(gallery_factory, images):
     assert "size too big" in failed["error"]
 
 
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_token_makes_the_painting_wait_not_fail(gallery_factory, images, status):
+    studio = FakeStudio(images["png"](16, 16))
+    wrong_token = threading.Event()
+    wrong_token.set()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if wrong_token.is_set():
+            return httpx.Response(status, json={"detail": "missing or wrong bearer token"})
+        return studio(request)
+
+    gallery = gallery_factory("http://studio.invalid", transport=httpx.MockTransport(handler))
+    created = gallery.post_painting({"size": 48, "iterations": 3}).json()
+    waiting = gallery.wait_status(created["id"], {"waiting_for_studio"}, 10)
+    assert "token" in waiting["error"] and "GALLERY_STUDIO_TOKEN" in waiting["error"]
+    time.sleep(0.5)  # several retries, all refused: still waiting, not failed
+    assert gallery.painting(created["id"])["status"] == "waiting_for_studio"
+    wrong_token.clear()  # the operator fixed the token
+    _finished_cleanly(gallery, studio, created["id"])
+
+
 def test_cancelling_a_running_painting_cancels_its_studio_job(gallery_factory, images):
     studio = FakeStudio(images["png"](16, 16))
     hold = threading.Event()
