@@ -6,6 +6,7 @@ import json
 import shutil
 import struct
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -139,3 +140,16 @@ def test_an_output_that_is_a_folder_is_refused_before_painting(inputs, tmp_path,
     out, stats = (folder, tmp_path / "s.json") if target == "output" else (tmp_path / "o.png", folder)
     done = paint(inputs / "content.png", inputs / "style.png", "-o", out, "--stats", stats, timeout=60)
     assert done.returncode == 2 and "is a folder" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("missing", ["tensorflow", "scipy"])
+def test_without_the_engine_extra_paint_says_how_to_install_it(inputs, tmp_path, missing):
+    # A services-only install, as in the Gallery image: the module cannot be imported at all.
+    code = (f"import sys; sys.modules[{missing!r}] = None; from deep_painting.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, "paint", str(inputs / "content.png"),
+                           str(inputs / "style.png"), "-o", str(tmp_path / "out.png")],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"({missing} is missing)" in done.stderr and "pip install 'deep-painting[engine]'" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out.png").exists()
