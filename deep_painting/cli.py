@@ -12,6 +12,7 @@ import sys
 
 # name -> ("module:function", one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("deep_painting.serve:main", "run Gallery and Studio together on this host (the web app)"),
     "paint": ("pycasso.cli:main", "paint one picture from the command line"),
     "example": ("pycasso.examples:main", "write a generated content/style example pair to a folder"),
     "fsck": ("painting.cli:fsck_main", "check that every stored painting's images exist and are intact"),
