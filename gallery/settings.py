@@ -35,7 +35,7 @@ class GallerySettings(BaseSettings):
     )
     frontend_dir: Path = Field(
         default_factory=lambda: SOURCE_FRONTEND,
-        description="The page, served at / when the folder exists (default: frontend/ beside the code).",
+        description="The page, served at / when the folder exists.",
     )
 
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1, description="Largest request body accepted.")

@@ -32,9 +32,14 @@ class StudioSettings(BaseSettings):
     token: SecretStr | None = Field(None, description="Bearer token every /v1 call must carry.")
 
     workers: int = Field(1, ge=1, le=16, description="How many Pycasso worker processes to run.")
-    worker_command: list[str] = Field(default_factory=_default_worker_command, min_length=1)
-    max_restarts: int = Field(3, ge=0, description="Restarts allowed within restart_window_s ...")
-    restart_window_s: float = Field(60.0, gt=0, description="... before restarts stop (not ready).")
+    worker_command: list[str] = Field(
+        default_factory=_default_worker_command, min_length=1,
+        description="The worker's command line, as a JSON list (default: this Python, -m pycasso).",
+    )  # fmt: skip
+    max_restarts: int = Field(
+        3, ge=0, description="Worker restarts allowed within restart_window_s; one more and Studio is not ready."
+    )
+    restart_window_s: float = Field(60.0, gt=0, description="The window, in seconds, that max_restarts counts in.")
     ready_timeout_s: float = Field(180.0, gt=0, description="How long a worker may take to load its model.")
     ping_interval_s: float = Field(10.0, gt=0, description="How often a ready worker is pinged.")
     ping_timeout_s: float = Field(20.0, gt=0, description="A worker that has not answered by then is hung.")
