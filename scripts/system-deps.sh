@@ -6,6 +6,7 @@ set -euo pipefail
 need=()
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the page's browser test (Playwright drives it)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)        # the split test's network namespaces
 
 if ((${#need[@]} == 0)); then
   exit 0
