@@ -18,6 +18,7 @@ from typing import TextIO
 from painting.params import Params, parse_params
 from pycasso import imaging
 from pycasso.errors import PycassoError
+from pycasso.quiet import native_startup_noise_held
 
 PROG = "deep-painting paint"
 OUTPUT_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
@@ -86,10 +87,11 @@ def _run(args: argparse.Namespace) -> int:
         if path is not None:
             _check_writable(path)
 
-    from pycasso.engine import Engine  # TensorFlow: only once the inputs are known to be good
+    with native_startup_noise_held():
+        from pycasso.engine import Engine  # TensorFlow: only once the inputs are known to be good
 
+        engine = Engine(args.weights)
     progress = ProgressBar(params.iterations, sys.stderr)
-    engine = Engine(args.weights)
 
     def on_iterate(it) -> None:
         progress.update(it.iteration, it.loss.total, it.elapsed_s)

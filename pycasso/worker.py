@@ -26,6 +26,7 @@ from typing import BinaryIO
 from painting.params import MAX_STYLES, parse_params
 from pycasso import port
 from pycasso.errors import Cancelled, PycassoError
+from pycasso.quiet import native_startup_noise_held
 
 log = logging.getLogger("pycasso.worker")
 _EOF = object()
@@ -241,9 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="pycasso %(levelname)s %(message)s")
 
     def make_engine():
-        from pycasso.engine import Engine
+        with native_startup_noise_held():
+            from pycasso.engine import Engine
 
-        return Engine(args.weights, jit_compile=args.jit)
+            return Engine(args.weights, jit_compile=args.jit)
 
     try:
         return Worker(sys.stdin.buffer, protocol_out, make_engine).run()
