@@ -13,9 +13,10 @@ The main thread supervises, so that it alone starts Studio and handles signals:
   reported at once instead of as paintings that wait forever;
 - a Studio that dies is started again on the same port (at most `MAX_RESTARTS` in
   `RESTART_WINDOW_S`; after that serve stops with an error), while paintings in flight wait;
-- Ctrl-C or SIGTERM stops Gallery first (nothing new is sent), then Studio, which closes its
-  workers; a second Ctrl-C hurries both. Studio runs in its own process group, so that a terminal's
-  Ctrl-C reaches serve alone and the order holds, and it gets SIGTERM if serve itself is killed.
+- Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops Gallery first (nothing new is sent), then
+  Studio, which closes its workers; a second Ctrl-C hurries both. Studio runs in its own process
+  group, so that a terminal's Ctrl-C reaches serve alone and the order holds, and it gets SIGTERM
+  if serve itself is killed.
 Paintings still running when serve stops are persisted on both sides and carry on at the next start.
 """
 
@@ -119,7 +120,8 @@ class Serve:
         self.hurry = False
 
     def run(self) -> int:
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in stopping}
         try:
             return self._run()
         finally:

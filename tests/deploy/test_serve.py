@@ -209,6 +209,15 @@ def test_a_painting_in_flight_when_serve_stops_finishes_at_the_next_start(serve,
     assert second.stop() == 0
 
 
+def test_a_closed_terminal_sighup_stops_serve_cleanly(serve):
+    run = serve()
+    run.wait_url()
+    processes = [run.proc.pid, *descendants(run.proc.pid)]
+    assert run.stop(signal.SIGHUP) == 0, run.output()
+    wait_for(lambda: not any(alive(pid) for pid in processes), 15, "every process gone")
+    assert "stopping (Gallery, then Studio" in run.output()
+
+
 def test_a_studio_that_dies_is_started_again_and_the_painting_finishes(serve):
     run = serve()
     run.wait_url()
