@@ -59,7 +59,7 @@ def create_app(settings: StudioSettings | None = None) -> FastAPI:
         images = ImageStore(
             settings.data_dir / "images", max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
         )
-        jobs = Jobs(catalog, images, max_styles=settings.max_styles)
+        jobs = Jobs(catalog, images, max_styles=settings.max_styles, max_size=settings.max_size)
         supervisor = Supervisor(
             settings.worker_command,
             handler=jobs,

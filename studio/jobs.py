@@ -26,7 +26,7 @@ from typing import Any
 from painting.catalog import Catalog, PaintingRecord, ProgressPoint, Status
 from painting.errors import ImageRejected
 from painting.images import ImageStore
-from painting.params import parse_params
+from painting.params import MAX_SIZE, parse_params
 from pycasso import port
 from studio.errors import BadRequest
 
@@ -53,10 +53,12 @@ class Event:
 class Jobs:
     """The jobs of one Studio: creating, describing, following and cancelling them."""
 
-    def __init__(self, catalog: Catalog, images: ImageStore, *, max_styles: int = 8) -> None:
+    def __init__(self, catalog: Catalog, images: ImageStore, *, max_styles: int = 8, max_size: int = MAX_SIZE
+                 ) -> None:  # fmt: skip
         self.catalog = catalog
         self.images = images
         self.max_styles = max_styles
+        self.max_size = max_size
         self.cancel_running: Callable[[str], str] = lambda job_id: "unknown"  # set by the app: Supervisor.cancel
         self._subscribers: dict[str, set[asyncio.Queue]] = {}
 
@@ -74,6 +76,8 @@ class Jobs:
             params = parse_params(params_text)
         except ValueError as exc:
             raise BadRequest(f"params: {exc}") from None
+        if params.size > self.max_size:
+            raise BadRequest(f"params: size: this Studio paints at most {self.max_size} px high (asked {params.size})")
         if not styles:
             raise BadRequest("style: at least one style image is needed")
         if len(styles) > self.max_styles:

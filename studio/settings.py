@@ -15,6 +15,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from painting.params import MAX_SIZE, MIN_SIZE
+
 
 def _default_worker_command() -> list[str]:
     return [sys.executable, "-m", "pycasso"]
@@ -49,6 +51,10 @@ class StudioSettings(BaseSettings):
     max_image_bytes: int = Field(25 * 1024 * 1024, ge=1, description="Largest image file accepted.")
     max_image_pixels: int = Field(40_000_000, ge=1, description="Most pixels an image may declare.")
     max_styles: int = Field(8, ge=1, le=8, description="Most style images per job.")
+    max_size: int = Field(
+        MAX_SIZE, ge=MIN_SIZE, le=MAX_SIZE,
+        description="Tallest painting (params.size, pixels) this Studio takes; lower it for a small GPU.",
+    )  # fmt: skip
     keepalive_s: float = Field(15.0, gt=0, description="Seconds between SSE keep-alive comments.")
 
     def token_value(self) -> str | None:

@@ -141,7 +141,8 @@ def studio_factory(tmp_path: Path) -> Iterator:
 @pytest.fixture(scope="module")
 def fake_studio(tmp_path_factory) -> Iterator[StudioProcess]:
     studio = StudioProcess(tmp_path_factory.mktemp("fake") / "data", [sys.executable, FAKE_WORKER],
-                           STUDIO_MAX_BODY_BYTES=str(2_000_000), STUDIO_MAX_IMAGE_PIXELS=str(1_000_000))  # fmt: skip
+                           STUDIO_MAX_BODY_BYTES=str(2_000_000), STUDIO_MAX_IMAGE_PIXELS=str(1_000_000),
+                           STUDIO_MAX_SIZE="512")  # fmt: skip
     studio.wait_ready(30)
     yield studio
     studio.stop()
