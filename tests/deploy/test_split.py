@@ -36,6 +36,8 @@ import yaml
 
 from painting.catalog import Catalog
 
+from support import descendants
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,23 +78,6 @@ def start_time(pid: int) -> int | None:
         return None
     fields = stat.rsplit(")", 1)[1].split()
     return None if fields[0] in ("Z", "X") else int(fields[19])
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid`, children first (workers run in their own session: not a process group)."""
-    found: list[int] = []
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return found
-    for task in tasks:
-        try:
-            children = [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-        for child in children:
-            found += [child, *descendants(child)]
-    return found
 
 
 @dataclass

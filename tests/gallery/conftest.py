@@ -1,20 +1,18 @@
 """Gallery for real: uvicorn in a thread on a free loopback port; Studio for real in a subprocess.
 
 Studio is started as in tests/studio/conftest.py (copied, not imported: the two test folders stay
-independent). Helpers are fixtures, so no test module imports this file by name.
+independent; generic helpers come from tests/support.py). Helpers are fixtures, so no test module
+imports this file by name.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import socket
 import struct
 import subprocess
 import sys
 import threading
-import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,18 +20,13 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from PIL import Image
 
 from gallery.app import create_app
 from gallery.settings import GallerySettings
 
+from support import free_port, png, wait_for
+
 TOKEN = "gallery-test-token-0123456789"
-
-
-def png(width: int, height: int, colour: tuple[int, int, int] = (200, 80, 40)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
@@ -43,22 +36,6 @@ def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
     data[16:29] = ihdr
     data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
     return bytes(data)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not {what} within {timeout} s")
 
 
 class StudioProcess:

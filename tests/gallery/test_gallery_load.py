@@ -7,16 +7,16 @@ with tiny paintings, and are bounded in count (100 sockets, 20 paintings) and in
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import time
 
 import httpx
 import pytest
-from PIL import Image
 from websockets.asyncio.client import connect
 
 from painting.catalog import Catalog, Status
+
+from support import png
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +27,6 @@ TERMINAL = {"painting.done", "painting.failed", "painting.cancelled", "painting.
 
 def ws_url(gallery) -> str:
     return gallery.url.replace("http", "ws", 1) + "/ws"
-
-
-def image_bytes(width: int, height: int, colour: tuple[int, int, int]) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 @pytest.fixture
@@ -120,11 +114,11 @@ def test_a_hundred_websocket_clients_each_get_every_event_of_a_painting_once_and
 
 
 async def _submit_all(gallery, count: int) -> list[httpx.Response]:
-    style = image_bytes(32, 32, (20, 40, 220))
+    style = png(32, 32, (20, 40, 220))
     params = json.dumps({"size": 32, "iterations": 2, "preview_every": 1})
 
     async def one(client: httpx.AsyncClient, n: int) -> httpx.Response:
-        content = image_bytes(40, 32, (10 * n % 256, 80, 40))  # distinct content per painting
+        content = png(40, 32, (10 * n % 256, 80, 40))  # distinct content per painting
         files = [("content", ("c.png", content, "image/png")), ("style", ("s.png", style, "image/png"))]
         return await client.post("/api/paintings", files=files, data={"params": params})
 

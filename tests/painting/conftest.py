@@ -14,7 +14,6 @@ import io
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ import pytest
 from PIL import Image
 
 from painting.images import ImageStore
+
+from support import free_port
 
 if TYPE_CHECKING:  # imported in the fixtures, so the image tests need nothing else
     from painting.catalog import Catalog
@@ -126,12 +127,6 @@ def _pg_bin_dir() -> Path | None:
     return Path(newest).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_postgres() -> tuple[PostgresServer | None, str]:
     """Start a cluster, or say why it cannot start."""
     bin_dir = _pg_bin_dir()
@@ -174,7 +169,7 @@ def _start_postgres() -> tuple[PostgresServer | None, str]:
         return None, f"initdb failed: {init.stderr.strip()[-500:]}"
     last_error = ""
     for _ in range(3):  # the free port may be taken between choosing and binding it
-        port = _free_port()
+        port = free_port()
         options = (
             f"-k {base} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off"

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,22 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
+
+from support import free_port, png  # png is imported from here by the studio test modules too
 
 TOKEN = "test-token-0123456789"
 FAKE_WORKER = str(Path(__file__).with_name("fake_worker.py"))
-
-
-def png(width: int, height: int, colour: tuple[int, int, int] = (200, 80, 40)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class StudioProcess:

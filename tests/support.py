@@ -1,0 +1,67 @@
+"""Small helpers the test folders share: generated images, loopback ports, polling, and processes.
+
+Importable as `support` from any test module or conftest (pytest puts `tests/` on sys.path for the
+top-level conftest). Fixtures stay in each folder's conftest, so the folders do not depend on each other.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image
+
+
+def png(width: int, height: int, colour: tuple[int, int, int] = (200, 80, 40)) -> bytes:
+    """A solid-colour PNG."""
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
+    """Poll `condition` until it returns something truthy (returned), or fail saying `what` did not happen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not {what} within {timeout} s")
+
+
+def alive(pid: int) -> bool:
+    """Whether a process is running (a zombie counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, children first (Pycasso workers run in their own session, so a
+    process group would miss them)."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            found += [child, *descendants(child)]
+    return found
