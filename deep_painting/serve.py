@@ -42,6 +42,8 @@ import httpx
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from studio.settings import is_loopback  # the settings module only: no FastAPI, no TensorFlow
+
 log = logging.getLogger("deep_painting.serve")
 
 MAX_RESTARTS = 3
@@ -187,7 +189,7 @@ class Serve:
             f"  data:   {self.settings.data_dir} (catalog and images of both services)",
             f"  studio: {self.settings.studio_url} (its own process; the worker is loading the model)",
         ]
-        if not _is_loopback(host):
+        if not is_loopback(host):
             lines.append(f"  note:   Gallery listens on {host}: anyone who can reach it can paint and delete paintings")
         lines.append("Press Ctrl-C to stop.")
         print("\n".join(lines), flush=True)
@@ -277,7 +279,6 @@ class GalleryThread:
 
         from gallery.app import create_app
 
-        logging.getLogger("gallery").setLevel(log_level.upper())
         config = uvicorn.Config(create_app(gallery_settings), host=gallery_settings.host, port=gallery_settings.port,
                                 log_level=log_level, ws="websockets-sansio", timeout_graceful_shutdown=10)  # fmt: skip
         self.server = uvicorn.Server(config)
@@ -330,12 +331,6 @@ def _cannot_listen(host: str, port: int) -> str | None:
         except OSError as exc:
             return f"{exc.strerror} (choose another with --port)"
     return None
-
-
-def _is_loopback(host: str) -> bool:
-    from studio.settings import is_loopback  # no FastAPI: the settings module only
-
-    return is_loopback(host)
 
 
 def _children(pid: int) -> list[int]:

@@ -41,7 +41,7 @@ def _shown(value: Any) -> str:
         return f"{value.relative_to(REPO)}/ beside the code" if value.is_absolute() and REPO in value.parents else (
             f"./{value}")  # fmt: skip
     if isinstance(value, list):
-        return json.dumps([sys.executable == v and "python" or v for v in value]) if value else "[]"
+        return json.dumps(["python" if v == sys.executable else v for v in value])
     return str(value)
 
 
