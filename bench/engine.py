@@ -133,8 +133,9 @@ class EngineRun:
     fn_s: float = math.nan  # median duration of the compiled loss+grad call inside the run (first skipped)
 
 
-def run_engine(engine: Engine, content: np.ndarray, style: np.ndarray, evaluations: int,
-               iterations: int = 5000) -> EngineRun:
+def run_engine(
+    engine: Engine, content: np.ndarray, style: np.ndarray, evaluations: int, iterations: int = 5000
+) -> EngineRun:
     """Paint until exactly `evaluations` loss evaluations are done (or `iterations` iterations)."""
     params = bench_params(content.shape[0], iterations)
     marks: list[tuple[int, float]] = []  # (evaluations, elapsed_s) after each iteration
@@ -161,16 +162,15 @@ def run_engine(engine: Engine, content: np.ndarray, style: np.ndarray, evaluatio
     engine._loss_fn = counting_loss_fn  # instance attribute: counts evaluations, nothing else changes
     try:
         try:
-            result = engine.paint(content, [style], params, on_iterate,
-                                  should_stop=lambda: len(eval_starts) >= evaluations)
+            result = engine.paint(
+                content, [style], params, on_iterate, should_stop=lambda: len(eval_starts) >= evaluations
+            )
             image, done_iterations = result.image, result.iterations
         except Cancelled as stopped:
             image, done_iterations = stopped.image, stopped.iterations
     finally:
         del engine._loss_fn
-    per_eval = [
-        (t1 - t0) / (e1 - e0) for (e0, t0), (e1, t1) in zip(marks, marks[1:], strict=False) if e1 > e0
-    ]
+    per_eval = [(t1 - t0) / (e1 - e0) for (e0, t0), (e1, t1) in zip(marks, marks[1:], strict=False) if e1 > e0]
     if not per_eval:  # too short a run for two iterations: intervals between evaluation starts
         per_eval = list(np.diff(eval_starts[1:]))
     s_per_eval = _median(per_eval)
@@ -187,8 +187,9 @@ def run_engine(engine: Engine, content: np.ndarray, style: np.ndarray, evaluatio
     )
 
 
-def common_losses(engine: Engine, content: np.ndarray, style: np.ndarray,
-                  images: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+def common_losses(
+    engine: Engine, content: np.ndarray, style: np.ndarray, images: dict[str, np.ndarray]
+) -> dict[str, dict[str, float]]:
     """Score paintings (uint8 RGB, or float VGG-space pixels) with ONE loss function: the one the
     engine minimises, with the engine's targets (`Engine.losses`)."""
     params = bench_params(content.shape[0])
@@ -322,11 +323,14 @@ def run_child(config: dict[str, Any], fpmath: str | None) -> dict[str, Any]:
         env["TF_SET_ONEDNN_FPMATH_MODE"] = fpmath
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(config)],
-        env=env, capture_output=True, text=True, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     for line in proc.stdout.splitlines():
         if line.startswith(JSON_MARK):
-            return json.loads(line[len(JSON_MARK):])
+            return json.loads(line[len(JSON_MARK) :])
     raise RuntimeError(f"child ({fpmath or 'fp32'}) failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
 
 
@@ -350,8 +354,11 @@ def run_benchmark(
     t0 = time.perf_counter()
     engine = Engine()
     report: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__,
-                    "fpmath": os.environ.get("TF_SET_ONEDNN_FPMATH_MODE", "") or "fp32"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "tensorflow": tf.__version__,
+            "fpmath": os.environ.get("TF_SET_ONEDNN_FPMATH_MODE", "") or "fp32",
+        },
         "engine_load_s": time.perf_counter() - t0,
         "rows": [],
     }
@@ -372,12 +379,20 @@ def run_benchmark(
         ref = run_reference(Reference(engine.network, content, style, bench_params(size)), n)
         floor = flops / (best * 1e9)
         rows[size] = {
-            "size": size, "height": h, "width": w,
-            "gflop_per_eval": flops / 1e9, "conv_gflops": rates, "best_conv_gflops": best,
+            "size": size,
+            "height": h,
+            "width": w,
+            "gflop_per_eval": flops / 1e9,
+            "conv_gflops": rates,
+            "best_conv_gflops": best,
             "floor_s": floor,
-            "engine_s": eng.s_per_eval, "engine_setup_s": eng.setup_s, "engine_samples": eng.samples,
-            "loss_fn_s": eng.fn_s, "overhead_s": eng.s_per_eval - eng.fn_s,
-            "reference_s": ref.s_per_eval, "reference_setup_s": ref.setup_s,
+            "engine_s": eng.s_per_eval,
+            "engine_setup_s": eng.setup_s,
+            "engine_samples": eng.samples,
+            "loss_fn_s": eng.fn_s,
+            "overhead_s": eng.s_per_eval - eng.fn_s,
+            "reference_s": ref.s_per_eval,
+            "reference_setup_s": ref.setup_s,
             "engine_over_floor": eng.s_per_eval / floor,
             "engine_over_reference": eng.s_per_eval / ref.s_per_eval,
         }
@@ -391,9 +406,12 @@ def run_benchmark(
             rgb = ref.pixels[..., ::-1] + imaging.VGG_MEAN_BGR[::-1]
             report["loss"] = {
                 "size": size,
-                "engine": scores["engine"], "reference": scores["reference"],
-                "engine_evaluations": eng.evaluations, "engine_iterations": eng.iterations,
-                "reference_evaluations": ref.evaluations, "reference_restarts": ref.restarts,
+                "engine": scores["engine"],
+                "reference": scores["reference"],
+                "engine_evaluations": eng.evaluations,
+                "engine_iterations": eng.iterations,
+                "reference_evaluations": ref.evaluations,
+                "reference_restarts": ref.restarts,
                 "ratio": scores["engine"]["total"] / scores["reference"]["total"],
                 "reference_unclipped": unclipped,
                 "reference_rgb_range": [float(rgb.min()), float(rgb.max())],
@@ -403,8 +421,15 @@ def run_benchmark(
     report["rows"] = [rows[s] for s in sizes]
     if bf16:
         log("bf16 child process, then an fp32 child for the run-to-run baseline")
-        config = {"sizes": list(sizes), "evals": evals, "short_size": loss_size,
-                  "short_iterations": short_iterations, "out": str(out), "timing": True, "tag": "bf16"}
+        config = {
+            "sizes": list(sizes),
+            "evals": evals,
+            "short_size": loss_size,
+            "short_iterations": short_iterations,
+            "out": str(out),
+            "timing": True,
+            "tag": "bf16",
+        }
         child = run_child(config, "BF16")
         control = run_child(dict(config, timing=False, tag="fp32_child"), None)
         fp32_image = short_run(engine, loss_size, short_iterations)
@@ -417,11 +442,13 @@ def run_benchmark(
         report["bf16"] = {
             "fpmath": child["fpmath"],
             "sizes": {int(k): v for k, v in child["sizes"].items()},
-            "short_size": loss_size, "short_iterations": short_iterations,
+            "short_size": loss_size,
+            "short_iterations": short_iterations,
             "mean_abs_diff": _mean_abs_diff(fp32_image, bf16_image),
             "max_abs_diff": int(np.abs(fp32_image.astype(np.int16) - bf16_image.astype(np.int16)).max()),
             "fp32_rerun_mean_abs_diff": _mean_abs_diff(fp32_image, control_image),
-            "loss_fp32": scores["fp32"]["total"], "loss_bf16": scores["bf16"]["total"],
+            "loss_fp32": scores["fp32"]["total"],
+            "loss_bf16": scores["bf16"]["total"],
             "images": {"fp32": str(fp32_path), "bf16": child["image"], "fp32_child": control["image"]},
         }
     report["targets"] = targets(report)
@@ -438,14 +465,26 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     s/eval at every size, engine/reference loss."""
     rows = {r["size"]: r for r in report["rows"]}
     floor_size = 400 if 400 in rows else max(rows)
-    lines = [{"what": f"engine / floor s/eval at {floor_size} px", "target": TARGET_FLOOR,
-              "value": rows[floor_size]["engine_over_floor"]}]
-    lines += [{"what": f"engine / reference s/eval at {s} px", "target": TARGET_SPEED,
-               "value": r["engine_over_reference"]} for s, r in rows.items()]
+    lines = [
+        {
+            "what": f"engine / floor s/eval at {floor_size} px",
+            "target": TARGET_FLOOR,
+            "value": rows[floor_size]["engine_over_floor"],
+        }
+    ]
+    lines += [
+        {"what": f"engine / reference s/eval at {s} px", "target": TARGET_SPEED, "value": r["engine_over_reference"]}
+        for s, r in rows.items()
+    ]
     if "loss" in report:
-        lines.append({"what": f"engine / reference loss, {report['loss']['engine_evaluations']} evals "
-                              f"at {report['loss']['size']} px", "target": TARGET_LOSS,
-                      "value": report["loss"]["ratio"]})
+        lines.append(
+            {
+                "what": f"engine / reference loss, {report['loss']['engine_evaluations']} evals "
+                f"at {report['loss']['size']} px",
+                "target": TARGET_LOSS,
+                "value": report["loss"]["ratio"],
+            }
+        )
     for line in lines:
         line["pass"] = bool(line["value"] <= line["target"])
     return lines
@@ -453,10 +492,25 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def format_table(report: dict[str, Any]) -> str:
     m = report["machine"]
-    out = [f"Deep Painting engine benchmark: {m['cpus']} CPUs, TensorFlow {m['tensorflow']}, {m['fpmath']}; "
-           f"engine load {report['engine_load_s']:.1f} s; total {report.get('total_s', math.nan):.0f} s", ""]
-    head = ("size", "H×W", "GFLOP/ev", "conv GF/s", "floor s", "engine s", "(fn s", "other s)", "set-up s",
-            "ref s", "eng/floor", "eng/ref")
+    out = [
+        f"Deep Painting engine benchmark: {m['cpus']} CPUs, TensorFlow {m['tensorflow']}, {m['fpmath']}; "
+        f"engine load {report['engine_load_s']:.1f} s; total {report.get('total_s', math.nan):.0f} s",
+        "",
+    ]
+    head = (
+        "size",
+        "H×W",
+        "GFLOP/ev",
+        "conv GF/s",
+        "floor s",
+        "engine s",
+        "(fn s",
+        "other s)",
+        "set-up s",
+        "ref s",
+        "eng/floor",
+        "eng/ref",
+    )
     out.append("{:>5} {:>8} {:>9} {:>9} {:>8} {:>8} {:>6} {:>8} {:>8} {:>7} {:>9} {:>7}".format(*head))
     for r in report["rows"]:
         out.append(
@@ -466,41 +520,55 @@ def format_table(report: dict[str, Any]) -> str:
             f"{r['engine_setup_s']:>8.2f} {r['reference_s']:>7.3f} {r['engine_over_floor']:>9.2f} "
             f"{r['engine_over_reference']:>7.2f}"
         )
-    out.append("(s = seconds per evaluation, medians; engine from a paint run over "
-               + ", ".join(f"{r['engine_samples']} it at {r['size']}" for r in report["rows"])
-               + ";\n fn = the compiled loss+grad call inside that run, other = the rest: scipy L-BFGS-B, conversions)")
+    out.append(
+        "(s = seconds per evaluation, medians; engine from a paint run over "
+        + ", ".join(f"{r['engine_samples']} it at {r['size']}" for r in report["rows"])
+        + ";\n fn = the compiled loss+grad call inside that run, other = the rest: scipy L-BFGS-B, conversions)"
+    )
     for r in report["rows"]:
-        out.append(f"conv GFLOP/s at {r['size']} px: "
-                   + ", ".join(f"{k} {v:.0f}" for k, v in r["conv_gflops"].items()))
+        out.append(f"conv GFLOP/s at {r['size']} px: " + ", ".join(f"{k} {v:.0f}" for k, v in r["conv_gflops"].items()))
     if "loss" in report:
         lo = report["loss"]
-        out += ["", f"Loss after {lo['engine_evaluations']} evaluations at {lo['size']} px "
-                    "(one common loss fn: the engine's, same targets, uint8 images):"]
+        out += [
+            "",
+            f"Loss after {lo['engine_evaluations']} evaluations at {lo['size']} px "
+            "(one common loss fn: the engine's, same targets, uint8 images):",
+        ]
         for name in ("engine", "reference"):
             s = lo[name]
-            extra = (f"{lo['engine_iterations']} iterations" if name == "engine"
-                     else f"{lo['reference_evaluations']} evals, {lo['reference_restarts']} restarts")
-            out.append(f"  {name:<9} {s['total']:.4e} (content {s['content']:.3e}, style {s['style']:.3e}, "
-                       f"tv {s['tv']:.3e}; {extra})  {lo['images'][name]}")
+            extra = (
+                f"{lo['engine_iterations']} iterations"
+                if name == "engine"
+                else f"{lo['reference_evaluations']} evals, {lo['reference_restarts']} restarts"
+            )
+            out.append(
+                f"  {name:<9} {s['total']:.4e} (content {s['content']:.3e}, style {s['style']:.3e}, "
+                f"tv {s['tv']:.3e}; {extra})  {lo['images'][name]}"
+            )
         out.append(f"  engine / reference  {lo['ratio']:.3f}")
         lo_min, lo_max = lo["reference_rgb_range"]
-        out.append(f"  (reference before uint8 clipping: {lo['reference_unclipped']['total']:.4e}; its pixels span "
-                   f"{lo_min:.0f}..{lo_max:.0f}, {100 * lo['reference_out_of_range']:.1f}% outside 0..255: no bounds)")
+        out.append(
+            f"  (reference before uint8 clipping: {lo['reference_unclipped']['total']:.4e}; its pixels span "
+            f"{lo_min:.0f}..{lo_max:.0f}, {100 * lo['reference_out_of_range']:.1f}% outside 0..255: no bounds)"
+        )
     if "bf16" in report:
         b = report["bf16"]
         out += ["", f"oneDNN fpmath {b['fpmath']} (child process) vs fp32, engine s/eval:"]
         for r in report["rows"]:
             s = b["sizes"][r["size"]]["s_per_eval"]
             out.append(f"  {r['size']:>4} px: fp32 {r['engine_s']:.3f}  bf16 {s:.3f}  ratio {s / r['engine_s']:.2f}")
-        out.append(f"  {b['short_iterations']} iterations at {b['short_size']} px: mean |Δpixel| "
-                   f"{b['mean_abs_diff']:.2f} (max {b['max_abs_diff']}) of 255; loss fp32 {b['loss_fp32']:.4e} "
-                   f"bf16 {b['loss_bf16']:.4e}")
-        out.append(f"  fp32 in two processes, same run: mean |Δpixel| {b['fp32_rerun_mean_abs_diff']:.2f} (baseline); "
-                   f"{b['images']['fp32']} {b['images']['bf16']}")
+        out.append(
+            f"  {b['short_iterations']} iterations at {b['short_size']} px: mean |Δpixel| "
+            f"{b['mean_abs_diff']:.2f} (max {b['max_abs_diff']}) of 255; loss fp32 {b['loss_fp32']:.4e} "
+            f"bf16 {b['loss_bf16']:.4e}"
+        )
+        out.append(
+            f"  fp32 in two processes, same run: mean |Δpixel| {b['fp32_rerun_mean_abs_diff']:.2f} (baseline); "
+            f"{b['images']['fp32']} {b['images']['bf16']}"
+        )
     out += ["", "Targets:"]
     for t in report["targets"]:
-        out.append(f"  {t['what']:<44} <= {t['target']:.2f}  {t['value']:6.3f}  "
-                   f"{'PASS' if t['pass'] else 'MISS'}")
+        out.append(f"  {t['what']:<44} <= {t['target']:.2f}  {t['value']:6.3f}  {'PASS' if t['pass'] else 'MISS'}")
     return "\n".join(out)
 
 
@@ -527,8 +595,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child:
         print(JSON_MARK + json.dumps(_jsonable(child_main(json.loads(args.child)))), flush=True)
         return 0
-    report = run_benchmark(args.sizes, args.evals, args.loss_evals, args.loss_size, args.bf16, args.out,
-                           log=lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr))
+    report = run_benchmark(
+        args.sizes,
+        args.evals,
+        args.loss_evals,
+        args.loss_size,
+        args.bf16,
+        args.out,
+        log=lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr),
+    )
     Path(args.out, "bench.json").write_text(json.dumps(_jsonable(report), indent=1))
     print(format_table(report))
     return 0

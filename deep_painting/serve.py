@@ -153,9 +153,11 @@ class Serve:
                 return 1
             if self.studio.exited:
                 if not self.studio.restart():
-                    print(f"deep-painting serve: Studio keeps failing ({self.studio.describe_exit()}): "
-                          f"more than {MAX_RESTARTS} restarts in {RESTART_WINDOW_S:.0f} s; stopping",
-                          file=sys.stderr)  # fmt: skip
+                    print(
+                        f"deep-painting serve: Studio keeps failing ({self.studio.describe_exit()}): "
+                        f"more than {MAX_RESTARTS} restarts in {RESTART_WINDOW_S:.0f} s; stopping",
+                        file=sys.stderr,
+                    )
                     return 1
                 studio_ready = False
             elif not studio_ready and self.studio.ready():
@@ -213,8 +215,17 @@ class StudioChild:
         self.client = httpx.Client(base_url=self.url, timeout=2, headers={"Authorization": f"Bearer {self.token}"})
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "studio", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--log-level", self.log_level]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "studio",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            self.log_level,
+        ]
         self.proc = subprocess.Popen(command, env=self.env, process_group=0, preexec_fn=_die_with_parent)
 
     def restart(self) -> bool:
@@ -224,8 +235,12 @@ class StudioChild:
         if len(self.restarts) >= MAX_RESTARTS:
             return False
         self.restarts.append(now)
-        print(f"deep-painting serve: Studio stopped ({self.describe_exit()}); starting it again; "
-              "paintings in flight wait and carry on", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"deep-painting serve: Studio stopped ({self.describe_exit()}); starting it again; "
+            "paintings in flight wait and carry on",
+            file=sys.stderr,
+            flush=True,
+        )
         self.start()
         return True
 
@@ -279,8 +294,14 @@ class GalleryThread:
 
         from gallery.app import create_app
 
-        config = uvicorn.Config(create_app(gallery_settings), host=gallery_settings.host, port=gallery_settings.port,
-                                log_level=log_level, ws="websockets-sansio", timeout_graceful_shutdown=10)  # fmt: skip
+        config = uvicorn.Config(
+            create_app(gallery_settings),
+            host=gallery_settings.host,
+            port=gallery_settings.port,
+            log_level=log_level,
+            ws="websockets-sansio",
+            timeout_graceful_shutdown=10,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="gallery", daemon=True)
 

@@ -27,19 +27,25 @@ def _classes() -> list[tuple[str, type[BaseSettings]]]:
     from studio.settings import StudioSettings
 
     return [
-        ("`deep-painting serve` (one host; sets Gallery's and Studio's data folder, database, Studio URL and "
-         "token itself)", ServeSettings),
+        (
+            "`deep-painting serve` (one host; sets Gallery's and Studio's data folder, database, Studio URL and "
+            "token itself)",
+            ServeSettings,
+        ),
         ("Gallery (`deep-painting gallery`)", GallerySettings),
         ("Studio (`deep-painting studio`)", StudioSettings),
-    ]  # fmt: skip
+    ]
 
 
 def _shown(value: Any) -> str:
     if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
         return "unset"
     if isinstance(value, Path):
-        return f"{value.relative_to(REPO)}/ beside the code" if value.is_absolute() and REPO in value.parents else (
-            f"./{value}")  # fmt: skip
+        return (
+            f"{value.relative_to(REPO)}/ beside the code"
+            if value.is_absolute() and REPO in value.parents
+            else (f"./{value}")
+        )
     if isinstance(value, list):
         return json.dumps(["python" if v == sys.executable else v for v in value])
     return str(value)

@@ -52,8 +52,9 @@ _ERRORS: list[tuple[type[Exception], int]] = [
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-def create_app(settings: GallerySettings | None = None, *, studio_transport: httpx.AsyncBaseTransport | None = None
-               ) -> FastAPI:  # fmt: skip
+def create_app(
+    settings: GallerySettings | None = None, *, studio_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
     """The Gallery app. `studio_transport` replaces the network under the Studio client (tests)."""
     settings = GallerySettings() if settings is None else settings
     hub = Hub(settings.allowed_origins)
@@ -63,13 +64,25 @@ def create_app(settings: GallerySettings | None = None, *, studio_transport: htt
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         url = None if settings.database_url is None else settings.database_url.get_secret_value()
         catalog = Catalog.open(url, settings.data_dir, scope="gallery")
-        images = ImageStore(settings.data_dir / "images", max_bytes=settings.max_image_bytes,
-                            max_pixels=settings.max_image_pixels)  # fmt: skip
-        studio = StudioClient(settings.studio_url, token=settings.studio_token_value(), transport=studio_transport,
-                              connect_timeout_s=settings.studio_connect_timeout_s, timeout_s=settings.studio_timeout_s,
-                              stream_timeout_s=settings.studio_stream_timeout_s)  # fmt: skip
-        dispatcher = Dispatcher(catalog, images, studio, hub.publish, retry_initial_s=settings.retry_initial_s,
-                                retry_max_s=settings.retry_max_s)  # fmt: skip
+        images = ImageStore(
+            settings.data_dir / "images", max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+        )
+        studio = StudioClient(
+            settings.studio_url,
+            token=settings.studio_token_value(),
+            transport=studio_transport,
+            connect_timeout_s=settings.studio_connect_timeout_s,
+            timeout_s=settings.studio_timeout_s,
+            stream_timeout_s=settings.studio_stream_timeout_s,
+        )
+        dispatcher = Dispatcher(
+            catalog,
+            images,
+            studio,
+            hub.publish,
+            retry_initial_s=settings.retry_initial_s,
+            retry_max_s=settings.retry_max_s,
+        )
         app.state.catalog, app.state.images, app.state.dispatcher = catalog, images, dispatcher
         dispatcher.start()
         try:
@@ -120,11 +133,16 @@ def create_app(settings: GallerySettings | None = None, *, studio_transport: htt
         return _created(request, parsed, content_id, style_ids)
 
     @api.get("/paintings")
-    async def list_paintings(request: Request, limit: int = Query(20, ge=1, le=MAX_PAGE),
-                             offset: int = Query(0, ge=0)) -> dict[str, Any]:  # fmt: skip
+    async def list_paintings(
+        request: Request, limit: int = Query(20, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0)
+    ) -> dict[str, Any]:
         catalog: Catalog = request.app.state.catalog
-        return {"items": [views.painting_json(r) for r in catalog.newest(limit=limit, offset=offset)],
-                "total": catalog.count(), "limit": limit, "offset": offset}  # fmt: skip
+        return {
+            "items": [views.painting_json(r) for r in catalog.newest(limit=limit, offset=offset)],
+            "total": catalog.count(),
+            "limit": limit,
+            "offset": offset,
+        }
 
     @api.get("/paintings/{painting_id}")
     async def get_painting(painting_id: str, request: Request) -> dict[str, Any]:
@@ -148,9 +166,9 @@ def create_app(settings: GallerySettings | None = None, *, studio_transport: htt
         try:
             body = await request.json()
         except ValueError:
-            raise BadRequest("body: must be JSON like {\"params\": {...}}") from None
+            raise BadRequest('body: must be JSON like {"params": {...}}') from None
         if not isinstance(body, dict):
-            raise BadRequest("body: must be a JSON object like {\"params\": {...}}")
+            raise BadRequest('body: must be a JSON object like {"params": {...}}')
         parsed = await _parse(body.get("params"), len(original.styles))
         return _created(request, parsed, original.content_image, list(original.style_images))
 
@@ -168,8 +186,11 @@ def create_app(settings: GallerySettings | None = None, *, studio_transport: htt
     async def get_image(image_id: str, request: Request) -> FileResponse:
         images: ImageStore = request.app.state.images
         ref = images.ref(image_id)
-        return FileResponse(images.path(image_id), media_type=ref.media_type,
-                            headers={"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff"})  # fmt: skip
+        return FileResponse(
+            images.path(image_id),
+            media_type=ref.media_type,
+            headers={"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff"},
+        )
 
     @api.get("/params/schema")
     async def params_schema() -> dict[str, Any]:
@@ -198,8 +219,9 @@ def create_app(settings: GallerySettings | None = None, *, studio_transport: htt
     if settings.frontend_dir.is_dir():
         app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="frontend")
     else:
-        log.warning("no page to serve: %s is not a folder (set GALLERY_FRONTEND_DIR); the API works",
-                    settings.frontend_dir)  # fmt: skip
+        log.warning(
+            "no page to serve: %s is not a folder (set GALLERY_FRONTEND_DIR); the API works", settings.frontend_dir
+        )
 
     def _created(request: Request, params: Params, content_id: str, style_ids: list[str]) -> JSONResponse:
         catalog: Catalog = request.app.state.catalog
@@ -253,8 +275,11 @@ class _BodyLimit:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            response = JSONResponse({"detail": f"the request body is over {self.max_bytes} bytes"}, status_code=413,
-                                    headers={"Connection": "close"})  # fmt: skip
+            response = JSONResponse(
+                {"detail": f"the request body is over {self.max_bytes} bytes"},
+                status_code=413,
+                headers={"Connection": "close"},
+            )
             await response(scope, receive, send)
             return
         seen = 0

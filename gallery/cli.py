@@ -32,8 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="gallery %(levelname)s %(message)s")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level, ws="websockets-sansio",
-                timeout_graceful_shutdown=10)  # fmt: skip
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=args.log_level,
+        ws="websockets-sansio",
+        timeout_graceful_shutdown=10,
+    )
     return 0
 
 

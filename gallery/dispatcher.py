@@ -126,8 +126,9 @@ class Dispatcher:
             except StudioJobGone:
                 log.warning("Studio lost the job of painting %s; sending it again", painting_id)
                 with contextlib.suppress(NotFound):
-                    self.catalog.transition(painting_id, Status.QUEUED, from_=UNFINISHED, remote_id=None,
-                                            remote_cursor=None)  # fmt: skip
+                    self.catalog.transition(
+                        painting_id, Status.QUEUED, from_=UNFINISHED, remote_id=None, remote_cursor=None
+                    )
             except StudioRejected as exc:
                 self._finish(painting_id, Status.FAILED, "failed", error=str(exc))
                 return
@@ -147,8 +148,9 @@ class Dispatcher:
         styles = [self.images.read(i) for i in record.style_images]
         job = await self.studio.submit(painting_id, content, styles, record.params.model_dump(mode="json"))
         try:
-            applied = self.catalog.transition(painting_id, Status.RUNNING, from_=_SENDABLE, remote_id=str(job["id"]),
-                                              remote_cursor=None, error=None)  # fmt: skip
+            applied = self.catalog.transition(
+                painting_id, Status.RUNNING, from_=_SENDABLE, remote_id=str(job["id"]), remote_cursor=None, error=None
+            )
         except NotFound:
             applied = False
         if not applied:
@@ -187,9 +189,17 @@ class Dispatcher:
             preview = await self._copy_image(data.get("preview_image"))
             if self.catalog.record_progress(painting_id, point, preview_image=preview):
                 self.catalog.update(painting_id, remote_cursor=studio_event.id)
-                self.publish(views.event("progress", painting_id, iteration=point.iteration,
-                                         iterations=int(data.get("iterations") or 0), loss=views.losses(point),
-                                         elapsed_s=point.elapsed_s, preview_image=preview))  # fmt: skip
+                self.publish(
+                    views.event(
+                        "progress",
+                        painting_id,
+                        iteration=point.iteration,
+                        iterations=int(data.get("iterations") or 0),
+                        loss=views.losses(point),
+                        elapsed_s=point.elapsed_s,
+                        preview_image=preview,
+                    )
+                )
             return False
         if studio_event.type == "done":
             result = await self._copy_image(data.get("result_image"))
@@ -228,8 +238,9 @@ class Dispatcher:
 
     def _wait(self, painting_id: str, reason: str) -> None:
         with contextlib.suppress(NotFound):
-            applied = self.catalog.transition(painting_id, Status.WAITING_FOR_STUDIO,
-                                              from_={Status.QUEUED, Status.RUNNING}, error=reason)  # fmt: skip
+            applied = self.catalog.transition(
+                painting_id, Status.WAITING_FOR_STUDIO, from_={Status.QUEUED, Status.RUNNING}, error=reason
+            )
             if applied:
                 self.publish(views.event("waiting", painting_id, reason=reason))
 

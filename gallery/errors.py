@@ -49,5 +49,13 @@ class StudioJobGone(StudioError):
     """Studio does not know this job (404): it lost its data, or never had it."""
 
 
-__all__ = ["BadRequest", "BodyTooLarge", "GalleryError", "StudioError", "StudioJobGone", "StudioRejected",
-           "StudioUnauthorized", "StudioUnavailable"]  # fmt: skip
+__all__ = [
+    "BadRequest",
+    "BodyTooLarge",
+    "GalleryError",
+    "StudioError",
+    "StudioJobGone",
+    "StudioRejected",
+    "StudioUnauthorized",
+    "StudioUnavailable",
+]

@@ -70,8 +70,13 @@ class StudioClient:
         """Send a painting to Studio as a job (Idempotency-Key: the painting id); Studio's job JSON."""
         files = [("content", ("content", content, "application/octet-stream"))]
         files += [("style", (f"style-{i}", s, "application/octet-stream")) for i, s in enumerate(styles)]
-        response = await self._call("POST", "/v1/jobs", files=files, data={"params": json.dumps(params)},
-                                    headers={"Idempotency-Key": painting_id})  # fmt: skip
+        response = await self._call(
+            "POST",
+            "/v1/jobs",
+            files=files,
+            data={"params": json.dumps(params)},
+            headers={"Idempotency-Key": painting_id},
+        )
         return _json(response)
 
     async def job(self, job_id: str) -> dict[str, Any]:
@@ -104,8 +109,9 @@ class StudioClient:
                         continue  # keep-alive comment
                     if line == "":
                         if "data" in fields:
-                            event = StudioEvent(fields.get("id", ""), fields.get("event", "message"),
-                                                json.loads(fields["data"]))  # fmt: skip
+                            event = StudioEvent(
+                                fields.get("id", ""), fields.get("event", "message"), json.loads(fields["data"])
+                            )
                             yield event
                             if event.terminal:
                                 return

@@ -20,13 +20,16 @@ def finite(value: Any) -> Any:
 
 
 def losses(point: ProgressPoint) -> dict[str, float]:
-    return {"total": point.total_loss, "content": point.content_loss, "style": point.style_loss,
-            "tv": point.tv_loss}  # fmt: skip
+    return {"total": point.total_loss, "content": point.content_loss, "style": point.style_loss, "tv": point.tv_loss}
 
 
 def progress_json(point: ProgressPoint) -> dict[str, Any]:
-    return {"iteration": point.iteration, "evaluations": point.evaluations, "loss": losses(point),
-            "elapsed_s": point.elapsed_s}  # fmt: skip
+    return {
+        "iteration": point.iteration,
+        "evaluations": point.evaluations,
+        "loss": losses(point),
+        "elapsed_s": point.elapsed_s,
+    }
 
 
 def painting_json(record: PaintingRecord, progress: list[ProgressPoint] | None = None) -> dict[str, Any]:

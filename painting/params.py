@@ -14,20 +14,42 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 # The VGG19 conv layers, in network order. Pycasso cuts the network at the deepest one in use.
 VGG19_LAYERS: tuple[str, ...] = (
-    "block1_conv1", "block1_conv2",
-    "block2_conv1", "block2_conv2",
-    "block3_conv1", "block3_conv2", "block3_conv3", "block3_conv4",
-    "block4_conv1", "block4_conv2", "block4_conv3", "block4_conv4",
-    "block5_conv1", "block5_conv2", "block5_conv3", "block5_conv4",
-)  # fmt: skip
+    "block1_conv1",
+    "block1_conv2",
+    "block2_conv1",
+    "block2_conv2",
+    "block3_conv1",
+    "block3_conv2",
+    "block3_conv3",
+    "block3_conv4",
+    "block4_conv1",
+    "block4_conv2",
+    "block4_conv3",
+    "block4_conv4",
+    "block5_conv1",
+    "block5_conv2",
+    "block5_conv3",
+    "block5_conv4",
+)
 
 LayerName = Literal[
-    "block1_conv1", "block1_conv2",
-    "block2_conv1", "block2_conv2",
-    "block3_conv1", "block3_conv2", "block3_conv3", "block3_conv4",
-    "block4_conv1", "block4_conv2", "block4_conv3", "block4_conv4",
-    "block5_conv1", "block5_conv2", "block5_conv3", "block5_conv4",
-]  # fmt: skip
+    "block1_conv1",
+    "block1_conv2",
+    "block2_conv1",
+    "block2_conv2",
+    "block3_conv1",
+    "block3_conv2",
+    "block3_conv3",
+    "block3_conv4",
+    "block4_conv1",
+    "block4_conv2",
+    "block4_conv3",
+    "block4_conv4",
+    "block5_conv1",
+    "block5_conv2",
+    "block5_conv3",
+    "block5_conv4",
+]
 
 DEFAULT_STYLE_LAYERS: dict[str, float] = {
     "block1_conv1": 1.0,
@@ -48,23 +70,33 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     size: int = Field(
-        400, ge=MIN_SIZE, le=MAX_SIZE,
+        400,
+        ge=MIN_SIZE,
+        le=MAX_SIZE,
         description="Height of the painting in pixels; the width follows the photo's aspect ratio.",
     )
     iterations: int = Field(
-        100, ge=1, le=5000,
+        100,
+        ge=1,
+        le=5000,
         description="L-BFGS iterations: more is slower and more finished.",
     )
     content_weight: float = Field(
-        1.0, ge=0.0, le=1e6,
+        1.0,
+        ge=0.0,
+        le=1e6,
         description="How strongly the painting keeps the photo's shapes.",
     )
     style_weight: float = Field(
-        10.0, ge=0.0, le=1e6,
+        10.0,
+        ge=0.0,
+        le=1e6,
         description="How strongly the painting takes on the style's textures and colours.",
     )
     tv_weight: float = Field(
-        0.1, ge=0.0, le=1e6,
+        0.1,
+        ge=0.0,
+        le=1e6,
         description="Smoothness: higher values remove speckle noise and blur fine detail.",
     )
     content_layer: LayerName = Field(
@@ -80,15 +112,20 @@ class Params(BaseModel):
         description="Starting image: the photo, random noise, or the (first) style image.",
     )
     seed: int = Field(
-        0, ge=0, le=2**32 - 1,
+        0,
+        ge=0,
+        le=2**32 - 1,
         description="Random seed: the same seed, parameters and machine give the same pixels.",
     )
     style_blend: list[float] | None = Field(
-        None, max_length=MAX_STYLES,
+        None,
+        max_length=MAX_STYLES,
         description="Relative weight of each style image (one per style); equal when not given.",
     )
     style_scale: float = Field(
-        1.0, ge=0.1, le=4.0,
+        1.0,
+        ge=0.1,
+        le=4.0,
         description="Scale of the style image relative to the painting: larger gives bigger brush strokes.",
     )
     preserve_colors: bool = Field(
@@ -96,7 +133,9 @@ class Params(BaseModel):
         description="Keep the photo's colours and transfer only the style's light and texture.",
     )
     preview_every: int = Field(
-        10, ge=0, le=5000,
+        10,
+        ge=0,
+        le=5000,
         description="Send a preview image every this many iterations (0: none).",
     )
 
@@ -134,9 +173,7 @@ class Params(BaseModel):
             raise ValueError(f"between 1 and {MAX_STYLES} style images are needed, got {n_styles}")
         weights = self.style_blend or [1.0] * n_styles
         if len(weights) != n_styles:
-            raise ValueError(
-                f"style_blend has {len(weights)} weights but there are {n_styles} style images"
-            )
+            raise ValueError(f"style_blend has {len(weights)} weights but there are {n_styles} style images")
         total = sum(weights)
         return [w / total for w in weights]
 

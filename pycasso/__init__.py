@@ -16,9 +16,18 @@ __version__ = "0.1.0"
 _ENGINE_NAMES = {"paint", "Engine", "Iterate", "Losses", "PaintResult"}
 
 __all__ = [
-    "Cancelled", "Engine", "ImageTooLarge", "InvalidImage", "InvalidParams", "Iterate", "Losses",
-    "PaintResult", "PycassoError", "WeightsError", "paint",
-]  # fmt: skip
+    "Cancelled",
+    "Engine",
+    "ImageTooLarge",
+    "InvalidImage",
+    "InvalidParams",
+    "Iterate",
+    "Losses",
+    "PaintResult",
+    "PycassoError",
+    "WeightsError",
+    "paint",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -175,8 +175,15 @@ def read_message(stream: BinaryIO) -> Message | None:
 # --- constructors for each message, so both sides spell them the same way ---------------------
 
 
-def paint(job: str, params: dict[str, Any], content: bytes, styles: list[bytes], *,
-          init: bytes | None = None, start_iteration: int = 0) -> Message:  # fmt: skip
+def paint(
+    job: str,
+    params: dict[str, Any],
+    content: bytes,
+    styles: list[bytes],
+    *,
+    init: bytes | None = None,
+    start_iteration: int = 0,
+) -> Message:
     attachments = [("content", content)] + [("style", s) for s in styles]
     fields: dict[str, Any] = {"job": job, "params": params}
     if init is not None:
@@ -201,8 +208,15 @@ def ready(version: str, backend: str, device: str, weights: str) -> Message:
     return Message("ready", {"version": version, "backend": backend, "device": device, "weights": weights})
 
 
-def progress(job: str, iteration: int, iterations: int, evaluations: int, loss: dict[str, float],
-             elapsed_s: float, preview: bytes | None = None) -> Message:  # fmt: skip
+def progress(
+    job: str,
+    iteration: int,
+    iterations: int,
+    evaluations: int,
+    loss: dict[str, float],
+    elapsed_s: float,
+    preview: bytes | None = None,
+) -> Message:
     fields = {
         "job": job,
         "iteration": iteration,

@@ -105,10 +105,12 @@ class Worker:
                 return
             with self._state_lock:
                 refusal = (
-                    "a job with this id is already queued or running" if job in self._pending or job == self._current
-                    else f"{MAX_QUEUED} jobs are queued already" if len(self._pending) >= MAX_QUEUED
+                    "a job with this id is already queued or running"
+                    if job in self._pending or job == self._current
+                    else f"{MAX_QUEUED} jobs are queued already"
+                    if len(self._pending) >= MAX_QUEUED
                     else None
-                )  # fmt: skip
+                )
                 if refusal is None:
                     self._pending.add(job)
             if refusal is not None:
@@ -195,9 +197,14 @@ class Worker:
 
         try:
             result = engine.paint(
-                content, style_images, params, on_iterate,
-                should_stop=self._cancel.is_set, init_image=init, start_iteration=start,
-            )  # fmt: skip
+                content,
+                style_images,
+                params,
+                on_iterate,
+                should_stop=self._cancel.is_set,
+                init_image=init,
+                start_iteration=start,
+            )
         except Cancelled:
             self.send(port.cancelled(job))
             return

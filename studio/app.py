@@ -82,8 +82,9 @@ def create_app(settings: StudioSettings | None = None) -> FastAPI:
             await supervisor.stop()
             catalog.close()
 
-    app = FastAPI(title="Deep Painting Studio", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)  # fmt: skip
+    app = FastAPI(
+        title="Deep Painting Studio", version="1", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.add_middleware(_BodyLimit, max_bytes=settings.max_body_bytes)
     token = settings.token_value()
 
@@ -97,8 +98,9 @@ def create_app(settings: StudioSettings | None = None) -> FastAPI:
         app.add_exception_handler(exc_class, error_response(status))
 
     async def unauthorized(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": "a valid bearer token is needed"}, status_code=401,
-                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        return JSONResponse(
+            {"detail": "a valid bearer token is needed"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
 
     app.add_exception_handler(_Unauthorized, unauthorized)
 
@@ -158,8 +160,11 @@ def create_app(settings: StudioSettings | None = None) -> FastAPI:
     async def get_image(image_id: str, request: Request) -> FileResponse:
         images: ImageStore = request.app.state.jobs.images
         ref = images.ref(image_id)
-        return FileResponse(images.path(image_id), media_type=ref.media_type,
-                            headers={"Cache-Control": "private, max-age=31536000, immutable"})  # fmt: skip
+        return FileResponse(
+            images.path(image_id),
+            media_type=ref.media_type,
+            headers={"Cache-Control": "private, max-age=31536000, immutable"},
+        )
 
     app.include_router(v1)
 
@@ -203,8 +208,11 @@ class _BodyLimit:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            response = JSONResponse({"detail": f"the request body is over {self.max_bytes} bytes"}, status_code=413,
-                                    headers={"Connection": "close"})  # fmt: skip
+            response = JSONResponse(
+                {"detail": f"the request body is over {self.max_bytes} bytes"},
+                status_code=413,
+                headers={"Connection": "close"},
+            )
             await response(scope, receive, send)
             return
         seen = 0

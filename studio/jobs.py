@@ -53,8 +53,7 @@ class Event:
 class Jobs:
     """The jobs of one Studio: creating, describing, following and cancelling them."""
 
-    def __init__(self, catalog: Catalog, images: ImageStore, *, max_styles: int = 8, max_size: int = MAX_SIZE
-                 ) -> None:  # fmt: skip
+    def __init__(self, catalog: Catalog, images: ImageStore, *, max_styles: int = 8, max_size: int = MAX_SIZE) -> None:
         self.catalog = catalog
         self.images = images
         self.max_styles = max_styles

@@ -35,9 +35,10 @@ class StudioSettings(BaseSettings):
 
     workers: int = Field(1, ge=1, le=16, description="How many Pycasso worker processes to run.")
     worker_command: list[str] = Field(
-        default_factory=_default_worker_command, min_length=1,
+        default_factory=_default_worker_command,
+        min_length=1,
         description="The worker's command line, as a JSON list (default: this Python, -m pycasso).",
-    )  # fmt: skip
+    )
     max_restarts: int = Field(
         3, ge=0, description="Worker restarts allowed within restart_window_s; one more and Studio is not ready."
     )
@@ -52,9 +53,11 @@ class StudioSettings(BaseSettings):
     max_image_pixels: int = Field(40_000_000, ge=1, description="Most pixels an image may declare.")
     max_styles: int = Field(8, ge=1, le=8, description="Most style images per job.")
     max_size: int = Field(
-        MAX_SIZE, ge=MIN_SIZE, le=MAX_SIZE,
+        MAX_SIZE,
+        ge=MIN_SIZE,
+        le=MAX_SIZE,
         description="Tallest painting (params.size, pixels) this Studio takes; lower it for a small GPU.",
-    )  # fmt: skip
+    )
     keepalive_s: float = Field(15.0, gt=0, description="Seconds between SSE keep-alive comments.")
 
     def token_value(self) -> str | None:

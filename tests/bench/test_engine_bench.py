@@ -37,8 +37,17 @@ def test_tiny_benchmark_report_is_well_formed(tmp_path):
 
     (row,) = report["rows"]
     assert (row["size"], row["height"], row["width"]) == (48, 48, 64)
-    for key in ("gflop_per_eval", "best_conv_gflops", "floor_s", "engine_s", "loss_fn_s", "reference_s",
-                "engine_setup_s", "engine_over_floor", "engine_over_reference"):
+    for key in (
+        "gflop_per_eval",
+        "best_conv_gflops",
+        "floor_s",
+        "engine_s",
+        "loss_fn_s",
+        "reference_s",
+        "engine_setup_s",
+        "engine_over_floor",
+        "engine_over_reference",
+    ):
         assert _finite(row[key]), (key, row[key])
     assert _finite(row["overhead_s"]) and _finite(report["loss"]["reference_unclipped"]["total"])
     assert row["engine_s"] > 0 and row["floor_s"] > 0 and row["reference_s"] > 0

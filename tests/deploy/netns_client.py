@@ -27,8 +27,13 @@ from PIL import Image
 def png(width: int, height: int) -> bytes:
     """A small horizontal gradient, so the painting has something to work on."""
     image = Image.new("RGB", (width, height))
-    image.putdata([(x * 255 // max(1, width - 1), y * 255 // max(1, height - 1), 120)
-                   for y in range(height) for x in range(width)])  # fmt: skip
+    image.putdata(
+        [
+            (x * 255 // max(1, width - 1), y * 255 // max(1, height - 1), 120)
+            for y in range(height)
+            for x in range(width)
+        ]
+    )
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
@@ -36,8 +41,13 @@ def png(width: int, height: int) -> bytes:
 
 def describe(response: httpx.Response) -> dict[str, Any]:
     content_type = response.headers.get("content-type", "")
-    result: dict[str, Any] = {"status": response.status_code, "content_type": content_type, "json": None,
-                              "text": "", "image_size": None}  # fmt: skip
+    result: dict[str, Any] = {
+        "status": response.status_code,
+        "content_type": content_type,
+        "json": None,
+        "text": "",
+        "image_size": None,
+    }
     if content_type.startswith("application/json"):
         result["json"] = response.json()
     elif content_type.startswith("image/"):
@@ -49,10 +59,14 @@ def describe(response: httpx.Response) -> dict[str, Any]:
 
 
 def request(client: httpx.Client, spec: dict[str, Any]) -> dict[str, Any]:
-    files = [(field, (f"{field}-{i}.png", png(w, h), "image/png"))
-             for field, sizes in spec.get("files", {}).items() for i, (w, h) in enumerate(sizes)]  # fmt: skip
-    response = client.request(spec["method"], spec["url"], headers=spec.get("headers"), data=spec.get("data"),
-                              files=files or None)  # fmt: skip
+    files = [
+        (field, (f"{field}-{i}.png", png(w, h), "image/png"))
+        for field, sizes in spec.get("files", {}).items()
+        for i, (w, h) in enumerate(sizes)
+    ]
+    response = client.request(
+        spec["method"], spec["url"], headers=spec.get("headers"), data=spec.get("data"), files=files or None
+    )
     return describe(response)
 
 

@@ -47,15 +47,20 @@ class Serve:
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [CLI, "serve", "--port", str(self.port), "--data-dir", str(data_dir), *extra],
-                stdout=out, stderr=err, start_new_session=True, env={**os.environ, **(env or {})},
-            )  # fmt: skip
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+            )
         self.client = httpx.Client(timeout=30)
         self.url = ""
 
     def output(self) -> str:
-        return self.out_path.read_text(errors="replace") + "\n--- stderr ---\n" + self.err_path.read_text(
-            errors="replace"
-        )[-4000:]
+        return (
+            self.out_path.read_text(errors="replace")
+            + "\n--- stderr ---\n"
+            + self.err_path.read_text(errors="replace")[-4000:]
+        )
 
     def wait_url(self, timeout: float = 60) -> str:
         def url() -> str | None:
@@ -71,8 +76,10 @@ class Serve:
         wait_for(lambda: "Studio is ready" in self.out_path.read_text(), timeout, "ready")
 
     def post_painting(self, params: dict) -> dict:
-        files = [("content", ("c.png", png(64, 48, (200, 80, 40)), "image/png")),
-                 ("style", ("s.png", png(48, 48, (20, 40, 220)), "image/png"))]  # fmt: skip
+        files = [
+            ("content", ("c.png", png(64, 48, (200, 80, 40)), "image/png")),
+            ("style", ("s.png", png(48, 48, (20, 40, 220)), "image/png")),
+        ]
         response = self.client.post("/api/paintings", files=files, data={"params": json.dumps(params)})
         assert response.status_code == 201, response.text
         return response.json()
@@ -150,7 +157,9 @@ def test_serve_paints_in_one_data_folder_and_ctrl_c_stops_everything(serve, tmp_
 
     data = tmp_path / "data"
     assert sorted(p.name for p in data.iterdir() if not p.name.startswith("catalog.sqlite3-")) == [
-        "catalog.sqlite3", "images"]  # fmt: skip
+        "catalog.sqlite3",
+        "images",
+    ]
     with Catalog.open(None, data, scope="gallery") as gallery, Catalog.open(None, data, scope="studio") as studio:
         assert gallery.count() == 1 and studio.count() == 1  # one file, two scopes
         assert gallery.get(created["id"]).remote_id == studio.newest(limit=1)[0].id
@@ -213,8 +222,12 @@ def test_a_taken_port_is_a_clear_error_and_changes_nothing(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run([CLI, "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
-                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        done = subprocess.run(
+            [CLI, "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert done.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
     assert not (tmp_path / "data").exists()
@@ -228,8 +241,12 @@ def test_a_bad_studio_setting_stops_serve_with_studios_reason(serve):
 
 
 def test_bad_serve_settings_are_refused(tmp_path):
-    done = subprocess.run([CLI, "serve", "--port", "70000", "--data-dir", str(tmp_path / "data")],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [CLI, "serve", "--port", "70000", "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "bad settings" in done.stderr and "port" in done.stderr
 
 

@@ -159,8 +159,13 @@ class Service:
 
     def start(self) -> None:
         with open(self.log, "ab") as log:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(["ip", "netns", "exec", self.netns, *self.argv], env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT, cwd=self.log.parent)  # fmt: skip
+            self.proc = subprocess.Popen(
+                ["ip", "netns", "exec", self.netns, *self.argv],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.log.parent,
+            )
         self.tracker.procs.append(self.proc)
 
     def tail(self) -> str:
@@ -168,8 +173,9 @@ class Service:
 
     def healthy(self) -> bool:
         assert self.proc is not None and self.proc.poll() is None, f"{self.name} exited early\n{self.tail()}"
-        check = subprocess.run(["ip", "netns", "exec", self.netns, sys.executable, "-c", self.health_code],
-                               capture_output=True, timeout=15)  # fmt: skip
+        check = subprocess.run(
+            ["ip", "netns", "exec", self.netns, sys.executable, "-c", self.health_code], capture_output=True, timeout=15
+        )
         return check.returncode == 0
 
     def wait_healthy(self, timeout_s: float = READY_TIMEOUT_S) -> None:
@@ -204,26 +210,59 @@ class Deployment:
         return {**base, **values}
 
     def studio_service(self) -> Service:
-        env = self.service_env(STUDIO_TOKEN=self.token, STUDIO_DATA_DIR=str(self.tmp / "studio-data"),
-                               STUDIO_KEEPALIVE_S="1", TF_CPP_MIN_LOG_LEVEL="2")  # fmt: skip
-        return Service("studio", self.studio_ns, dockerfile_cmd("studio"), env, self.tmp / "studio.log",
-                       compose_health_code("studio"), self.tracker)  # fmt: skip
+        env = self.service_env(
+            STUDIO_TOKEN=self.token,
+            STUDIO_DATA_DIR=str(self.tmp / "studio-data"),
+            STUDIO_KEEPALIVE_S="1",
+            TF_CPP_MIN_LOG_LEVEL="2",
+        )
+        return Service(
+            "studio",
+            self.studio_ns,
+            dockerfile_cmd("studio"),
+            env,
+            self.tmp / "studio.log",
+            compose_health_code("studio"),
+            self.tracker,
+        )
 
-    def gallery_service(self, name: str = "gallery", *, token: str | None = None, extra_args: tuple[str, ...] = (),
-                        port: int = GALLERY_PORT) -> Service:  # fmt: skip
-        env = self.service_env(GALLERY_STUDIO_URL=self.studio_url, GALLERY_STUDIO_TOKEN=token or self.token,
-                               GALLERY_DATA_DIR=str(self.tmp / f"{name}-data"), GALLERY_RETRY_INITIAL_S="0.2",
-                               GALLERY_RETRY_MAX_S="1", GALLERY_STUDIO_STREAM_TIMEOUT_S="10")  # fmt: skip
+    def gallery_service(
+        self,
+        name: str = "gallery",
+        *,
+        token: str | None = None,
+        extra_args: tuple[str, ...] = (),
+        port: int = GALLERY_PORT,
+    ) -> Service:
+        env = self.service_env(
+            GALLERY_STUDIO_URL=self.studio_url,
+            GALLERY_STUDIO_TOKEN=token or self.token,
+            GALLERY_DATA_DIR=str(self.tmp / f"{name}-data"),
+            GALLERY_RETRY_INITIAL_S="0.2",
+            GALLERY_RETRY_MAX_S="1",
+            GALLERY_STUDIO_STREAM_TIMEOUT_S="10",
+        )
         health = compose_health_code("gallery")
         assert f"127.0.0.1:{GALLERY_PORT}/" in health, health
         health = health.replace(f"127.0.0.1:{GALLERY_PORT}/", f"127.0.0.1:{port}/")
-        return Service(name, self.gallery_ns, [*dockerfile_cmd("gallery"), *extra_args], env,
-                       self.tmp / f"{name}.log", health, self.tracker)  # fmt: skip
+        return Service(
+            name,
+            self.gallery_ns,
+            [*dockerfile_cmd("gallery"), *extra_args],
+            env,
+            self.tmp / f"{name}.log",
+            health,
+            self.tracker,
+        )
 
     def call(self, spec: dict[str, Any], timeout_s: float = 60) -> dict[str, Any]:
         """Run one netns_client action in the gallery namespace; its JSON answer."""
-        done = subprocess.run(["ip", "netns", "exec", self.gallery_ns, sys.executable, str(CLIENT), json.dumps(spec)],
-                              capture_output=True, text=True, timeout=timeout_s + 30)  # fmt: skip
+        done = subprocess.run(
+            ["ip", "netns", "exec", self.gallery_ns, sys.executable, str(CLIENT), json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s + 30,
+        )
         assert done.returncode == 0, f"netns_client {spec.get('action')} failed: {done.stderr[-3000:]}"
         return json.loads(done.stdout)
 
@@ -241,24 +280,47 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
     subnet = pick_subnet()
     studio_addr, gallery_addr = (str(h) for h in subnet.hosts())
     tracker = Tracker()
-    deploy = Deployment(f"dp-studio-{pid}", f"dp-gallery-{pid}", studio_addr, gallery_addr,
-                        secrets.token_hex(16), tmp_path_factory.mktemp("split"), tracker)  # fmt: skip
+    deploy = Deployment(
+        f"dp-studio-{pid}",
+        f"dp-gallery-{pid}",
+        studio_addr,
+        gallery_addr,
+        secrets.token_hex(16),
+        tmp_path_factory.mktemp("split"),
+        tracker,
+    )
     made: list[str] = []
     try:
         try:
             for ns in (deploy.studio_ns, deploy.gallery_ns):
                 ip("netns", "add", ns)
                 made.append(ns)
-            ip("-n", deploy.studio_ns, "link", "add", "veth-studio", "type", "veth",
-               "peer", "name", "veth-gallery", "netns", deploy.gallery_ns)  # fmt: skip
-            for ns, dev, addr in [(deploy.studio_ns, "veth-studio", studio_addr),
-                                  (deploy.gallery_ns, "veth-gallery", gallery_addr)]:  # fmt: skip
+            ip(
+                "-n",
+                deploy.studio_ns,
+                "link",
+                "add",
+                "veth-studio",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "veth-gallery",
+                "netns",
+                deploy.gallery_ns,
+            )
+            for ns, dev, addr in [
+                (deploy.studio_ns, "veth-studio", studio_addr),
+                (deploy.gallery_ns, "veth-gallery", gallery_addr),
+            ]:
                 ip("-n", ns, "addr", "add", f"{addr}/{subnet.prefixlen}", "dev", dev)
                 ip("-n", ns, "link", "set", dev, "up")
                 ip("-n", ns, "link", "set", "lo", "up")
         except subprocess.CalledProcessError as exc:
-            message = (f"SPLIT-DEPLOYMENT TEST CANNOT SET UP ITS NETWORK: `{' '.join(exc.cmd)}` failed as root: "
-                       f"{exc.stderr.strip()}")  # fmt: skip
+            message = (
+                f"SPLIT-DEPLOYMENT TEST CANNOT SET UP ITS NETWORK: `{' '.join(exc.cmd)}` failed as root: "
+                f"{exc.stderr.strip()}"
+            )
             if os.environ.get("CI"):
                 pytest.fail(message)
             pytest.skip(message)
@@ -283,25 +345,46 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
 
 
 def post_painting(deploy: Deployment, params: dict[str, Any], port: int = GALLERY_PORT) -> dict[str, Any]:
-    answer = deploy.call({"action": "request", "method": "POST", "url": f"http://127.0.0.1:{port}/api/paintings",
-                          "files": {"content": [[64, 48]], "style": [[48, 48]]},
-                          "data": {"params": json.dumps(params)}})  # fmt: skip
+    answer = deploy.call(
+        {
+            "action": "request",
+            "method": "POST",
+            "url": f"http://127.0.0.1:{port}/api/paintings",
+            "files": {"content": [[64, 48]], "style": [[48, 48]]},
+            "data": {"params": json.dumps(params)},
+        }
+    )
     assert answer["status"] == 201, answer
     return answer["json"]
 
 
-def wait_painting(deploy: Deployment, painting_id: str, statuses: set[str], timeout_s: float, *,
-                  min_iteration: int = 0, port: int = GALLERY_PORT) -> dict[str, Any]:  # fmt: skip
-    answer = deploy.call({"action": "wait", "url": f"http://127.0.0.1:{port}/api/paintings/{painting_id}",
-                          "statuses": sorted(statuses), "min_iteration": min_iteration, "timeout_s": timeout_s},
-                         timeout_s)  # fmt: skip
+def wait_painting(
+    deploy: Deployment,
+    painting_id: str,
+    statuses: set[str],
+    timeout_s: float,
+    *,
+    min_iteration: int = 0,
+    port: int = GALLERY_PORT,
+) -> dict[str, Any]:
+    answer = deploy.call(
+        {
+            "action": "wait",
+            "url": f"http://127.0.0.1:{port}/api/paintings/{painting_id}",
+            "statuses": sorted(statuses),
+            "min_iteration": min_iteration,
+            "timeout_s": timeout_s,
+        },
+        timeout_s,
+    )
     assert answer["matched"], f"painting not in {statuses} within {timeout_s} s: {answer['body']}\n{deploy.tails()}"
     return answer["body"]
 
 
 def gallery_image(deploy: Deployment, image_id: str) -> dict[str, Any]:
-    return deploy.call({"action": "request", "method": "GET", "url": f"http://127.0.0.1:{GALLERY_PORT}/api/images/"
-                        f"{image_id}"})  # fmt: skip
+    return deploy.call(
+        {"action": "request", "method": "GET", "url": f"http://127.0.0.1:{GALLERY_PORT}/api/images/{image_id}"}
+    )
 
 
 def studio_job_id(deploy: Deployment, painting_id: str) -> str:
@@ -315,8 +398,14 @@ def studio_job_id(deploy: Deployment, painting_id: str) -> str:
 def studio_job(deploy: Deployment, painting_id: str) -> dict[str, Any]:
     """Studio's own view of the painting's job, asked at Studio's address from the gallery namespace."""
     job_id = studio_job_id(deploy, painting_id)
-    answer = deploy.call({"action": "request", "method": "GET", "url": f"{deploy.studio_url}/v1/jobs/{job_id}",
-                          "headers": {"Authorization": f"Bearer {deploy.token}"}})  # fmt: skip
+    answer = deploy.call(
+        {
+            "action": "request",
+            "method": "GET",
+            "url": f"{deploy.studio_url}/v1/jobs/{job_id}",
+            "headers": {"Authorization": f"Bearer {deploy.token}"},
+        }
+    )
     assert answer["status"] == 200, answer
     return answer["json"]
 
@@ -374,18 +463,31 @@ def test_painting_goes_to_done_across_the_link(deployment: Deployment) -> None:
 def test_a_wrong_token_is_refused(deployment: Deployment) -> None:
     before = studio_counts(deployment)
     for headers in [{"Authorization": "Bearer not-the-token"}, {}]:
-        get = deployment.call({"action": "request", "method": "GET", "headers": headers,
-                               "url": f"{deployment.studio_url}/v1/jobs/{'0' * 32}"})  # fmt: skip
-        post = deployment.call({"action": "request", "method": "POST", "headers": headers,
-                                "url": f"{deployment.studio_url}/v1/jobs",
-                                "files": {"content": [[64, 48]], "style": [[48, 48]]},
-                                "data": {"params": json.dumps({"size": 40, "iterations": 1})}})  # fmt: skip
+        get = deployment.call(
+            {
+                "action": "request",
+                "method": "GET",
+                "headers": headers,
+                "url": f"{deployment.studio_url}/v1/jobs/{'0' * 32}",
+            }
+        )
+        post = deployment.call(
+            {
+                "action": "request",
+                "method": "POST",
+                "headers": headers,
+                "url": f"{deployment.studio_url}/v1/jobs",
+                "files": {"content": [[64, 48]], "style": [[48, 48]]},
+                "data": {"params": json.dumps({"size": 40, "iterations": 1})},
+            }
+        )
         assert (get["status"], post["status"]) == (401, 401), (headers, get, post)
     assert studio_counts(deployment) == before
 
     # A second Gallery beside the first: the Dockerfile's CMD, then --port 8001 (the later --port wins).
-    wrong = deployment.gallery_service("gallery-wrong-token", token="not-the-token", extra_args=("--port", "8001"),
-                                       port=8001)  # fmt: skip
+    wrong = deployment.gallery_service(
+        "gallery-wrong-token", token="not-the-token", extra_args=("--port", "8001"), port=8001
+    )
     wrong.start()
     try:
         wrong.wait_healthy(30)
@@ -397,8 +499,9 @@ def test_a_wrong_token_is_refused(deployment: Deployment) -> None:
         # It keeps retrying (backoff at most 1 s) and keeps waiting: a token fault is the operator's to fix.
         retries_until = time.monotonic() + 4
         while time.monotonic() < retries_until:
-            still = deployment.call({"action": "request", "method": "GET",
-                                     "url": f"http://127.0.0.1:8001/api/paintings/{painting['id']}"})  # fmt: skip
+            still = deployment.call(
+                {"action": "request", "method": "GET", "url": f"http://127.0.0.1:8001/api/paintings/{painting['id']}"}
+            )
             assert still["json"]["status"] == "waiting_for_studio", f"{still}\n{wrong.tail()}"
             time.sleep(0.5)
         assert studio_counts(deployment) == before
@@ -418,8 +521,11 @@ def test_studio_host_crash_and_return_mid_painting(deployment: Deployment) -> No
     assert workers, f"Studio has no worker process\n{studio.tail()}"
     studio.proc.send_signal(signal.SIGKILL)  # the Studio host crashes
     studio.proc.wait(10)
-    wait_until(lambda: all(start_time(pid) != t for pid, t in workers), 15,
-               lambda: f"workers {workers} exited on their own after Studio died\n{studio.tail()}")  # fmt: skip
+    wait_until(
+        lambda: all(start_time(pid) != t for pid, t in workers),
+        15,
+        lambda: f"workers {workers} exited on their own after Studio died\n{studio.tail()}",
+    )
 
     waiting = wait_painting(deployment, painting["id"], {"waiting_for_studio", "done", "failed"}, 20)
     assert waiting["status"] == "waiting_for_studio", f"{waiting}\n{deployment.tails()}"

@@ -47,14 +47,21 @@ class StudioProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         worker = json.dumps([sys.executable, "-m", "pycasso"])
-        environ = {**os.environ, "STUDIO_DATA_DIR": str(data_dir), "STUDIO_TOKEN": TOKEN,
-                   "STUDIO_WORKER_COMMAND": worker, "STUDIO_KEEPALIVE_S": "1"}  # fmt: skip
+        environ = {
+            **os.environ,
+            "STUDIO_DATA_DIR": str(data_dir),
+            "STUDIO_TOKEN": TOKEN,
+            "STUDIO_WORKER_COMMAND": worker,
+            "STUDIO_KEEPALIVE_S": "1",
+        }
         self.log_path = data_dir.parent / f"studio-{self.port}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "studio", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
-            env=environ, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=environ,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self.client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
 
     def wait_ready(self, timeout: float = 180) -> None:
@@ -82,25 +89,39 @@ class StudioProcess:
 class GalleryServer:
     """A Gallery app served by uvicorn in a thread: its URL, a client, and its settings."""
 
-    def __init__(self, data_dir: Path, studio_url: str, *, transport: httpx.AsyncBaseTransport | None = None,
-                 **overrides: object) -> None:  # fmt: skip
-        values: dict = {"data_dir": data_dir, "studio_url": studio_url, "studio_token": TOKEN,
-                        "retry_initial_s": 0.05, "retry_max_s": 0.3, "studio_stream_timeout_s": 15,
-                        "frontend_dir": data_dir / "no-frontend", **overrides}  # fmt: skip
+    def __init__(
+        self, data_dir: Path, studio_url: str, *, transport: httpx.AsyncBaseTransport | None = None, **overrides: object
+    ) -> None:
+        values: dict = {
+            "data_dir": data_dir,
+            "studio_url": studio_url,
+            "studio_token": TOKEN,
+            "retry_initial_s": 0.05,
+            "retry_max_s": 0.3,
+            "studio_stream_timeout_s": 15,
+            "frontend_dir": data_dir / "no-frontend",
+            **overrides,
+        }
         self.settings = GallerySettings(**values)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.origin = self.url
-        config = uvicorn.Config(create_app(self.settings, studio_transport=transport), host="127.0.0.1",
-                                port=self.port, log_level="warning", ws="websockets-sansio")  # fmt: skip
+        config = uvicorn.Config(
+            create_app(self.settings, studio_transport=transport),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            ws="websockets-sansio",
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         wait_for(lambda: self.server.started, 30, "started")
         self.client = httpx.Client(base_url=self.url, timeout=30)
 
-    def post_painting(self, params: dict | str | None = None, *, content: bytes | None = None,
-                      styles: list[bytes] | None = None) -> httpx.Response:  # fmt: skip
+    def post_painting(
+        self, params: dict | str | None = None, *, content: bytes | None = None, styles: list[bytes] | None = None
+    ) -> httpx.Response:
         files = [("content", ("c.png", content if content is not None else png(64, 48), "image/png"))]
         for style in styles if styles is not None else [png(48, 48, (20, 40, 220))]:
             files.append(("style", ("s.png", style, "image/png")))
@@ -113,8 +134,9 @@ class GalleryServer:
         return response.json()
 
     def wait_status(self, painting_id: str, statuses: set[str], timeout: float = 120) -> dict:
-        return wait_for(lambda: (p := self.painting(painting_id))["status"] in statuses and p, timeout,
-                        f"in {statuses}")  # type: ignore[return-value]  # fmt: skip
+        return wait_for(
+            lambda: (p := self.painting(painting_id))["status"] in statuses and p, timeout, f"in {statuses}"
+        )  # type: ignore[return-value]
 
     def stored(self) -> tuple[int, int]:
         """(paintings, image files) Gallery has stored."""

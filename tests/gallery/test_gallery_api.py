@@ -33,8 +33,12 @@ class Listener:
             for message in self.ws:
                 event = json.loads(message)
                 self.events.append(event)
-                if event["id"] == self.until_id and event["type"] in {"painting.done", "painting.failed",
-                                                                       "painting.cancelled", "painting.deleted"}:
+                if event["id"] == self.until_id and event["type"] in {
+                    "painting.done",
+                    "painting.failed",
+                    "painting.cancelled",
+                    "painting.deleted",
+                }:
                     self.finished.set()
         except Exception as exc:  # the socket closed
             self.events.append({"type": "listener.error", "id": None, "error": repr(exc)})
@@ -88,8 +92,9 @@ def test_a_painting_from_post_to_done_seen_by_get_and_by_the_websocket(gallery, 
     assert listing["total"] == 1 and listing["items"][0]["id"] == created["id"]
 
     # Remix: a new painting with the same images and other parameters.
-    remix = gallery.client.post(f"/api/paintings/{created['id']}/remix",
-                                json={"params": {"size": 48, "iterations": 3, "style_weight": 50}})  # fmt: skip
+    remix = gallery.client.post(
+        f"/api/paintings/{created['id']}/remix", json={"params": {"size": 48, "iterations": 3, "style_weight": 50}}
+    )
     assert remix.status_code == 201, remix.text
     again = remix.json()
     assert again["id"] != created["id"] and again["content_image"] == final["content_image"]
@@ -134,14 +139,27 @@ def test_cancel_and_delete_reach_studio(gallery, real_studio, wait_for):
         (lambda g, i: g.post_painting(SMALL, styles=[]), 422, "style"),
         (lambda g, i: g.post_painting(SMALL, styles=[i["png"](8, 8)] * 9), 422, "style"),
         (lambda g, i: g.post_painting({"style_blend": [1, 2]}), 422, "style_blend"),
-        (lambda g, i: g.client.post("/api/paintings", content=b"x" * 3_000_000,
-                                    headers={"content-type": "multipart/form-data; boundary=x"}), 413, "body"),
+        (
+            lambda g, i: g.client.post(
+                "/api/paintings", content=b"x" * 3_000_000, headers={"content-type": "multipart/form-data; boundary=x"}
+            ),
+            413,
+            "body",
+        ),
     ],
-    ids=["not-an-image", "bomb", "size-range", "iterations-type", "params-json", "no-style", "too-many-styles",
-         "blend-mismatch", "body-too-large"],
-)  # fmt: skip
-def test_bad_requests_are_refused_and_store_nothing(real_studio, gallery_factory, images, make_request, status,
-                                                    words):  # fmt: skip
+    ids=[
+        "not-an-image",
+        "bomb",
+        "size-range",
+        "iterations-type",
+        "params-json",
+        "no-style",
+        "too-many-styles",
+        "blend-mismatch",
+        "body-too-large",
+    ],
+)
+def test_bad_requests_are_refused_and_store_nothing(real_studio, gallery_factory, images, make_request, status, words):
     gallery = gallery_factory(real_studio.url, max_body_bytes=2_000_000)
     before = gallery.stored()
     response = make_request(gallery, images)
@@ -151,8 +169,12 @@ def test_bad_requests_are_refused_and_store_nothing(real_studio, gallery_factory
 
 
 def test_unknown_ids_are_404(gallery):
-    for path in ["/api/paintings/" + "a" * 32, "/api/paintings/nope", "/api/images/" + "b" * 64,
-                 "/api/images/..%2Fetc"]:  # fmt: skip
+    for path in [
+        "/api/paintings/" + "a" * 32,
+        "/api/paintings/nope",
+        "/api/images/" + "b" * 64,
+        "/api/images/..%2Fetc",
+    ]:
         assert gallery.client.get(path).status_code == 404, path
     assert gallery.client.post("/api/paintings/" + "a" * 32 + "/cancel").status_code == 404
     assert gallery.client.post("/api/paintings/" + "a" * 32 + "/remix", json={}).status_code == 404

@@ -42,14 +42,17 @@ def test_the_page_defaults_to_the_frontend_folder_beside_the_code_wherever_galle
 
 
 def test_gallery_never_imports_studio_pycasso_or_tensorflow():
-    code = ("import sys, gallery.app, gallery.cli; from gallery.app import create_app; create_app();"
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'studio', 'pycasso', 'tensorflow'}))")  # fmt: skip
+    code = (
+        "import sys, gallery.app, gallery.cli; from gallery.app import create_app; create_app();"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'studio', 'pycasso', 'tensorflow'}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_the_gallery_subcommand_is_listed_and_has_help():
     assert SUBCOMMANDS["gallery"][0] == "gallery.cli:main"
-    out = subprocess.run([sys.executable, "-m", "deep_painting", "gallery", "--help"], capture_output=True,
-                         text=True, timeout=60)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "deep_painting", "gallery", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0 and "--port" in out.stdout

@@ -24,8 +24,14 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 FRONTEND = REPO / "frontend"
 SCREENSHOTS = REPO / "out" / "screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
 
@@ -144,8 +150,9 @@ def restart(gallery) -> None:
     gallery.server.should_exit = True
     gallery.thread.join(30)
     assert not gallery.thread.is_alive(), "Gallery did not stop"
-    config = uvicorn.Config(create_app(gallery.settings), host="127.0.0.1", port=gallery.port, log_level="warning",
-                            ws="websockets-sansio")  # fmt: skip
+    config = uvicorn.Config(
+        create_app(gallery.settings), host="127.0.0.1", port=gallery.port, log_level="warning", ws="websockets-sansio"
+    )
     gallery.server = uvicorn.Server(config)
     gallery.thread = threading.Thread(target=gallery.server.run, daemon=True)
     gallery.thread.start()
@@ -160,8 +167,9 @@ def test_the_page_recovers_when_gallery_restarts_mid_painting(page, real_studio,
     gallery = gallery_factory(real_studio.url, frontend_dir=FRONTEND)
     start_painting(page, gallery, tmp_path, iterations=40, preview_every=5)
     iteration = page.locator("#viewer-iteration")
-    page.wait_for_function("() => !/^Iteration 0 /.test(document.querySelector('#viewer-iteration').textContent)",
-                           timeout=120_000)  # fmt: skip
+    page.wait_for_function(
+        "() => !/^Iteration 0 /.test(document.querySelector('#viewer-iteration').textContent)", timeout=120_000
+    )
     restart(gallery)
     sync_api.expect(page.locator("#connection")).to_have_text("Live", timeout=15_000)
     sync_api.expect(page.locator("#viewer-status")).to_have_text("Done", timeout=180_000)

@@ -22,9 +22,15 @@ def sse(event_id: int, kind: str, data: dict) -> bytes:
 
 
 def progress(i: int) -> bytes:
-    data = {"job": "job-1", "iteration": i, "iterations": 3, "evaluations": i + 1, "elapsed_s": 0.1 * i,
-            "loss": {"total": 10.0 / i, "content": 1.0, "style": 2.0, "tv": 0.5},
-            "preview_image": PREVIEW if i == 2 else None}  # fmt: skip
+    data = {
+        "job": "job-1",
+        "iteration": i,
+        "iterations": 3,
+        "evaluations": i + 1,
+        "elapsed_s": 0.1 * i,
+        "loss": {"total": 10.0 / i, "content": 1.0, "style": 2.0, "tv": 0.5},
+        "preview_image": PREVIEW if i == 2 else None,
+    }
     return sse(i, "progress", data)
 
 
@@ -75,8 +81,9 @@ class FakeStudio:
             after = int(cursor) if cursor else 0
             chunks = EVENTS[after:]
             if self.reset_after is not None and len(self.cursors) == 1:
-                return httpx.Response(200, headers={"content-type": "text/event-stream"},
-                                      stream=BrokenStream(chunks[: self.reset_after]))  # fmt: skip
+                return httpx.Response(
+                    200, headers={"content-type": "text/event-stream"}, stream=BrokenStream(chunks[: self.reset_after])
+                )
             return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=b"".join(chunks))
         if request.method == "DELETE" and path == "/v1/jobs/job-1":
             self.cancelled.append("job-1")
@@ -187,8 +194,7 @@ def test_cancelling_a_running_painting_cancels_its_studio_job(gallery_factory, i
 
 
 def test_backoff_is_capped_exponential_with_jitter():
-    assert [backoff_s(n, initial_s=0.5, max_s=30, rng=lambda: 1.0) for n in range(8)] == [
-        0.5, 1, 2, 4, 8, 16, 30, 30]  # fmt: skip
+    assert [backoff_s(n, initial_s=0.5, max_s=30, rng=lambda: 1.0) for n in range(8)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
     assert backoff_s(3, initial_s=0.5, max_s=30, rng=lambda: 0.25) == 1.0
     assert backoff_s(10_000, initial_s=0.5, max_s=30, rng=lambda: 1.0) == 30
 

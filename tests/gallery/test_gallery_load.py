@@ -53,8 +53,9 @@ async def _hundred_clients_see_one_painting(gallery, params: dict, timeout: floa
     sockets = []
     try:
         for _ in range(CLIENTS):  # one by one: 100 handshakes at once only tests the listen backlog
-            sockets.append(await connect(ws_url(gallery), origin=gallery.origin, open_timeout=30,
-                                         close_timeout=5, max_queue=None))  # fmt: skip
+            sockets.append(
+                await connect(ws_url(gallery), origin=gallery.origin, open_timeout=30, close_timeout=5, max_queue=None)
+            )
         hub = hub_of(gallery)
         while hub.connections < CLIENTS:  # every connection has its queue before the painting exists
             assert time.monotonic() < deadline, f"only {hub.connections} of {CLIENTS} sockets registered"
@@ -63,8 +64,10 @@ async def _hundred_clients_see_one_painting(gallery, params: dict, timeout: floa
 
         painting_id: asyncio.Future = asyncio.get_running_loop().create_future()
         per_client: list[list[dict]] = [[] for _ in sockets]
-        listeners = [asyncio.create_task(_listen(ws, events, painting_id))
-                     for ws, events in zip(sockets, per_client, strict=True)]  # fmt: skip
+        listeners = [
+            asyncio.create_task(_listen(ws, events, painting_id))
+            for ws, events in zip(sockets, per_client, strict=True)
+        ]
         response = await asyncio.to_thread(gallery.post_painting, params)
         assert response.status_code == 201, response.text
         painting_id.set_result(response.json()["id"])
@@ -72,8 +75,10 @@ async def _hundred_clients_see_one_painting(gallery, params: dict, timeout: floa
         for task in pending:
             task.cancel()
         unfinished = [i for i, t in enumerate(listeners) if t in pending]
-        assert not unfinished, f"{len(unfinished)} clients did not see the end, e.g. #{unfinished[0]}: " \
-                               f"{[e['type'] for e in per_client[unfinished[0]]]}"  # fmt: skip
+        assert not unfinished, (
+            f"{len(unfinished)} clients did not see the end, e.g. #{unfinished[0]}: "
+            f"{[e['type'] for e in per_client[unfinished[0]]]}"
+        )
         for task in done:
             task.result()  # a socket closed early (e.g. 'not keeping up') raises here
         return painting_id.result(), per_client
@@ -88,15 +93,21 @@ def test_a_hundred_websocket_clients_each_get_every_event_of_a_painting_once_and
     painting_id, per_client = asyncio.run(_hundred_clients_see_one_painting(gallery, params, timeout=120))
     elapsed = time.monotonic() - started
 
-    expected = [("painting.created", None), *(("painting.progress", i) for i in range(1, iterations + 1)),
-                ("painting.done", None)]  # fmt: skip
+    expected = [
+        ("painting.created", None),
+        *(("painting.progress", i) for i in range(1, iterations + 1)),
+        ("painting.done", None),
+    ]
     reference = [e for e in per_client[0] if e["id"] == painting_id]
     for n, events in enumerate(per_client):
         mine = [e for e in events if e["id"] == painting_id]
         assert len(mine) == len(events), f"client {n} got events of other paintings: {events}"
         # Studio may be slow to answer under load: a `waiting` notice is allowed, nothing else extra.
-        seen = [(e["type"], e.get("iteration") if e["type"] == "painting.progress" else None)
-                for e in mine if e["type"] != "painting.waiting"]  # fmt: skip
+        seen = [
+            (e["type"], e.get("iteration") if e["type"] == "painting.progress" else None)
+            for e in mine
+            if e["type"] != "painting.waiting"
+        ]
         assert seen == expected, f"client {n}: {seen}"
         assert mine == reference, f"client {n} saw other event bodies than client 0"  # same JSON, same order
         texts = [json.dumps(e, sort_keys=True) for e in mine]

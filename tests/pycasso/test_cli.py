@@ -37,9 +37,25 @@ def test_paint_writes_the_png_intermediates_and_stats(inputs, tmp_path):
     out = tmp_path / "result" / "painted.png"
     stats = tmp_path / "stats.json"
     done = paint(
-        inputs / "content.png", inputs / "style.png", inputs / "style.jpg", "-o", out,
-        "--size", 48, "--iterations", 6, "--save-every", 3, "--stats", stats, "--style-blend", 2, 1, "--seed", 3,
-    )  # fmt: skip
+        inputs / "content.png",
+        inputs / "style.png",
+        inputs / "style.jpg",
+        "-o",
+        out,
+        "--size",
+        48,
+        "--iterations",
+        6,
+        "--save-every",
+        3,
+        "--stats",
+        stats,
+        "--style-blend",
+        2,
+        1,
+        "--seed",
+        3,
+    )
     assert done.returncode == 0, done.stderr
     with Image.open(out) as image:
         assert (image.format, image.size) == ("PNG", (64, 48))
@@ -122,8 +138,20 @@ def test_the_same_seed_gives_the_same_pixels_in_separate_processes(inputs, tmp_p
     # differences that pycasso._tf rules out); two short runs in two processes must agree bit for bit.
     outs = [tmp_path / "a.png", tmp_path / "b.png"]
     for out in outs:
-        done = paint(inputs / "content.png", inputs / "style.png", "-o", out,
-                     "--size", 256, "--iterations", 3, "--init", "noise", "--seed", 5)  # fmt: skip
+        done = paint(
+            inputs / "content.png",
+            inputs / "style.png",
+            "-o",
+            out,
+            "--size",
+            256,
+            "--iterations",
+            3,
+            "--init",
+            "noise",
+            "--seed",
+            5,
+        )
         assert done.returncode == 0, done.stderr
     with Image.open(outs[0]) as a, Image.open(outs[1]) as b:
         diff = np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16))
@@ -145,11 +173,24 @@ def test_an_output_that_is_a_folder_is_refused_before_painting(inputs, tmp_path,
 @pytest.mark.parametrize("missing", ["tensorflow", "scipy"])
 def test_without_the_engine_extra_paint_says_how_to_install_it(inputs, tmp_path, missing):
     # A services-only install, as in the Gallery image: the module cannot be imported at all.
-    code = (f"import sys; sys.modules[{missing!r}] = None; from deep_painting.cli import main; "
-            "sys.exit(main(sys.argv[1:]))")  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code, "paint", str(inputs / "content.png"),
-                           str(inputs / "style.png"), "-o", str(tmp_path / "out.png")],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    code = (
+        f"import sys; sys.modules[{missing!r}] = None; from deep_painting.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "paint",
+            str(inputs / "content.png"),
+            str(inputs / "style.png"),
+            "-o",
+            str(tmp_path / "out.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2, done.stderr
     assert f"({missing} is missing)" in done.stderr and "pip install 'deep-painting[engine]'" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "out.png").exists()

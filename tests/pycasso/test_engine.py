@@ -151,9 +151,13 @@ def test_a_resumed_run_counts_on_from_its_start_iteration(engine, content_rgb, s
     first, seen = run(engine, content_rgb, [style_rgb], iterations=10)
     more = []
     result = engine.paint(
-        content_rgb, [style_rgb], Params(**SMALL, iterations=10), more.append,
-        init_image=seen[5].image(), start_iteration=6,
-    )  # fmt: skip
+        content_rgb,
+        [style_rgb],
+        Params(**SMALL, iterations=10),
+        more.append,
+        init_image=seen[5].image(),
+        start_iteration=6,
+    )
     assert [it.iteration for it in more] == [7, 8, 9, 10]
     assert result.iterations == 10
     assert result.loss.total < seen[5].loss.total

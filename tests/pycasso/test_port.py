@@ -86,7 +86,7 @@ def test_an_oversized_frame_is_skipped(monkeypatch):
     assert port.read_message(stream).type == "ping"
 
 
-@pytest.mark.parametrize("raw", [b"\x00\x00", b"\x00\x00\x00\x10{\"type\"", b"\x00\x00\x00\x2a"])
+@pytest.mark.parametrize("raw", [b"\x00\x00", b'\x00\x00\x00\x10{"type"', b"\x00\x00\x00\x2a"])
 def test_a_stream_that_ends_inside_a_frame_is_fatal(raw):
     with pytest.raises(port.ProtocolError) as info:
         port.read_message(io.BytesIO(raw))

@@ -26,8 +26,10 @@ class WorkerProcess:
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pycasso"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.messages: queue.Queue = queue.Queue()
         self.stderr = b""
         self._threads = [
@@ -204,8 +206,10 @@ def test_a_non_integer_start_iteration_is_refused(worker, pngs):
     worker.send(msg)
     error = worker.until("error", "done", job="j-inf")[-1]
     assert error.get("code") == "invalid_request" and "start_iteration" in error.get("message")
-    worker.send_raw(b'{"type":"paint","job":"j-inf2","start_iteration":1e999,"params":{"size":48},'
-                    b'"attachments":["content","style","init"]}')  # fmt: skip
+    worker.send_raw(
+        b'{"type":"paint","job":"j-inf2","start_iteration":1e999,"params":{"size":48},'
+        b'"attachments":["content","style","init"]}'
+    )
     for blob in (pngs[0], pngs[1], pngs[0]):
         worker.send_raw(blob)
     assert worker.until("error", "done", job="j-inf2")[-1].get("code") == "invalid_request"

@@ -37,8 +37,10 @@ class StudioProcess:
         self.log = open(data_dir.parent / f"studio-{self.port}.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "studio", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
-            env=environ, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=environ,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self.client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
         self.wait(lambda: self.client.get("/health/live").status_code == 200, 30, "live")
 
@@ -68,8 +70,10 @@ class StudioProcess:
         return pids
 
     def post_job(self, params: dict, *, key: str | None = None, content: bytes | None = None) -> httpx.Response:
-        files = [("content", ("c.png", content or png(64, 48), "image/png")),
-                 ("style", ("s.png", png(48, 48, (20, 40, 220)), "image/png"))]  # fmt: skip
+        files = [
+            ("content", ("c.png", content or png(64, 48), "image/png")),
+            ("style", ("s.png", png(48, 48, (20, 40, 220)), "image/png")),
+        ]
         headers = {"Idempotency-Key": key} if key else {}
         return self.client.post("/v1/jobs", files=files, data={"params": json.dumps(params)}, headers=headers)
 
@@ -86,8 +90,9 @@ class StudioProcess:
         return self.proc.returncode
 
 
-def read_events(client: httpx.Client, job_id: str, *, last_event_id: str | None = None, stop_after=None,
-                timeout: float = 120) -> list[dict]:  # fmt: skip
+def read_events(
+    client: httpx.Client, job_id: str, *, last_event_id: str | None = None, stop_after=None, timeout: float = 120
+) -> list[dict]:
     """The SSE events of a job as {id, event, data}, until a terminal event or `stop_after(event)`."""
     headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
     events: list[dict] = []
@@ -127,9 +132,13 @@ def studio_factory(tmp_path: Path) -> Iterator:
 
 @pytest.fixture(scope="module")
 def fake_studio(tmp_path_factory) -> Iterator[StudioProcess]:
-    studio = StudioProcess(tmp_path_factory.mktemp("fake") / "data", [sys.executable, FAKE_WORKER],
-                           STUDIO_MAX_BODY_BYTES=str(2_000_000), STUDIO_MAX_IMAGE_PIXELS=str(1_000_000),
-                           STUDIO_MAX_SIZE="512")  # fmt: skip
+    studio = StudioProcess(
+        tmp_path_factory.mktemp("fake") / "data",
+        [sys.executable, FAKE_WORKER],
+        STUDIO_MAX_BODY_BYTES=str(2_000_000),
+        STUDIO_MAX_IMAGE_PIXELS=str(1_000_000),
+        STUDIO_MAX_SIZE="512",
+    )
     studio.wait_ready(30)
     yield studio
     studio.stop()

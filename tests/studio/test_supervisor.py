@@ -64,8 +64,12 @@ def test_a_job_whose_worker_dies_twice_fails(studio_factory):
 
 
 def test_hung_worker_is_killed_and_restarts_stop(studio_factory):
-    studio = studio_factory([sys.executable, FAKE_WORKER, "hang"], STUDIO_PING_INTERVAL_S="0.1",
-                            STUDIO_PING_TIMEOUT_S="0.3", STUDIO_MAX_RESTARTS="1")  # fmt: skip
+    studio = studio_factory(
+        [sys.executable, FAKE_WORKER, "hang"],
+        STUDIO_PING_INTERVAL_S="0.1",
+        STUDIO_PING_TIMEOUT_S="0.3",
+        STUDIO_MAX_RESTARTS="1",
+    )
     studio.wait(lambda: "restarts stopped" in studio.client.get("/health/ready").text, 30, "given up")
     response = studio.client.get("/health/ready")
     assert response.status_code == 503 and "hung" in response.json()["reason"]
