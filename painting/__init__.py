@@ -1,118 +1,16 @@
 """painting: the storage library both services use, and the shared painting parameters.
 
-Public face: `Params` (painting.params); `ImageStore` / `ImageRef` (painting.images); `Catalog`,
-its records and `Status` (painting.catalog); `fsck` and `gc` (painting.fsck); the errors
-(painting.errors). Everything else is private to the package.
+Import from the module that owns a name; each module's `__all__` is its public face, and
+`tests/test_architecture.py` checks that nothing outside the package imports anything else:
 
-Names are imported on first use: Pycasso needs only `Params`, and importing SQLAlchemy and Alembic
-for it would cost every `paint` run most of a second.
+    painting.params     Params, parse_params and the layer names and size limits (pydantic only)
+    painting.progress   ProgressPoint and its one JSON shape, json_safe (standard library only)
+    painting.records    Status, PaintingRecord, StyleImage, painting ids (no database)
+    painting.images     ImageStore, ImageRef, ImageLimits: the one rule for an acceptable image (Pillow)
+    painting.catalog    Catalog: the records in SQLite or PostgreSQL (SQLAlchemy, Alembic)
+    painting.fsck       fsck and gc over a store and its catalogs
+    painting.errors     the errors of all of the above
+
+The package itself imports nothing, so the engine, which needs only the light modules, never pays
+for SQLAlchemy.
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
-
-from painting.params import Params
-
-if TYPE_CHECKING:
-    from painting.catalog import (
-        FINISHED,
-        UNFINISHED,
-        Catalog,
-        ImageReference,
-        PaintingRecord,
-        ProgressPoint,
-        Status,
-        StyleImage,
-        check_painting_id,
-        new_painting_id,
-    )
-    from painting.errors import (
-        CatalogError,
-        CorruptRecord,
-        ImageRejected,
-        ImageTooLarge,
-        InvalidId,
-        InvalidImage,
-        NotFound,
-        PaintingError,
-    )
-    from painting.fsck import FsckReport, GcReport, Problem, fsck, gc
-    from painting.images import ImageRef, ImageStore, check_image_id
-
-_LAZY: dict[str, str] = {
-    **dict.fromkeys(
-        [
-            "FINISHED",
-            "UNFINISHED",
-            "Catalog",
-            "ImageReference",
-            "PaintingRecord",
-            "ProgressPoint",
-            "Status",
-            "StyleImage",
-            "check_painting_id",
-            "new_painting_id",
-        ],
-        "painting.catalog",
-    ),
-    **dict.fromkeys(
-        [
-            "CatalogError",
-            "CorruptRecord",
-            "ImageRejected",
-            "ImageTooLarge",
-            "InvalidId",
-            "InvalidImage",
-            "NotFound",
-            "PaintingError",
-        ],
-        "painting.errors",
-    ),
-    **dict.fromkeys(["FsckReport", "GcReport", "Problem", "fsck", "gc"], "painting.fsck"),
-    **dict.fromkeys(["ImageRef", "ImageStore", "check_image_id"], "painting.images"),
-}
-
-__all__ = [
-    "Catalog",
-    "CatalogError",
-    "CorruptRecord",
-    "FINISHED",
-    "FsckReport",
-    "GcReport",
-    "ImageRef",
-    "ImageReference",
-    "ImageRejected",
-    "ImageStore",
-    "ImageTooLarge",
-    "InvalidId",
-    "InvalidImage",
-    "NotFound",
-    "PaintingError",
-    "PaintingRecord",
-    "Params",
-    "Problem",
-    "ProgressPoint",
-    "Status",
-    "StyleImage",
-    "UNFINISHED",
-    "check_image_id",
-    "check_painting_id",
-    "fsck",
-    "gc",
-    "new_painting_id",
-]
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'painting' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})

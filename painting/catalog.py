@@ -6,7 +6,7 @@
     catalog.record_progress(rec.id, ProgressPoint(...), preview_image=preview.id)
     catalog.transition(rec.id, Status.DONE, from_={Status.RUNNING}, result_image=result.id)
 
-Callers get frozen dataclasses (`PaintingRecord`, `ProgressPoint`), never ORM objects, and write
+Callers get the frozen values of `painting.records` and `painting.progress`, never ORM objects, and write
 no SQL. Every write is one transaction. Status changes are conditional (`transition` applies only
 from the statuses it is given and says whether it did), so a painting that is done, failed or
 cancelled can never be moved back to running by a late message.
@@ -19,130 +19,38 @@ may be shared too.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from painting import db
-from painting.errors import CatalogError, CorruptRecord, InvalidId, NotFound
+from painting.errors import CatalogError, CorruptRecord, NotFound
 from painting.images import check_image_id
 from painting.params import Params
+from painting.progress import ProgressPoint
+from painting.records import (
+    UNFINISHED,
+    ImageReference,
+    PaintingRecord,
+    Status,
+    StyleImage,
+    check_painting_id,
+    new_painting_id,
+)
 
 CATALOG_FILENAME = "catalog.sqlite3"
 MAX_PAGE = 500
 MAX_ERROR_CHARS = 10_000
-_PAINTING_ID_RE = re.compile(r"[0-9a-f]{32}")
 _SCOPE_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-
-
-class Status(StrEnum):
-    """Where a painting is in its life. The last three are final."""
-
-    QUEUED = "queued"  # stored, not yet handed to a worker
-    WAITING_FOR_STUDIO = "waiting_for_studio"  # Gallery: Studio unreachable, retrying
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in FINISHED
-
-
-UNFINISHED: frozenset[Status] = frozenset({Status.QUEUED, Status.WAITING_FOR_STUDIO, Status.RUNNING})
-FINISHED: frozenset[Status] = frozenset({Status.DONE, Status.FAILED, Status.CANCELLED})
-
-
-@dataclass(frozen=True)
-class StyleImage:
-    """One style image of a painting and its blend weight (the weights of a painting sum to 1)."""
-
-    image_id: str
-    weight: float
-
-
-@dataclass(frozen=True)
-class ProgressPoint:
-    """One point of the loss curve. A loss that is NaN or infinite is read back as NaN."""
-
-    iteration: int
-    evaluations: int
-    total_loss: float
-    content_loss: float
-    style_loss: float
-    tv_loss: float
-    elapsed_s: float
-
-
-@dataclass(frozen=True)
-class PaintingRecord:
-    """A painting (Gallery) or job (Studio) as stored."""
-
-    id: str
-    scope: str
-    created_at: datetime  # aware, UTC
-    updated_at: datetime  # aware, UTC
-    status: Status
-    params: Params
-    content_image: str
-    styles: tuple[StyleImage, ...]
-    preview_image: str | None
-    result_image: str | None
-    iteration: int
-    iterations: int
-    error: str | None
-    remote_id: str | None  # the other side's id for it (Gallery: Studio's job id)
-    remote_url: str | None  # where the other side serves it
-    remote_cursor: str | None  # how far the other side's event stream was read (Last-Event-ID)
-    attempts: int
-    idempotency_key: str | None
-
-    @property
-    def finished(self) -> bool:
-        return self.status.finished
-
-    @property
-    def style_images(self) -> tuple[str, ...]:
-        return tuple(s.image_id for s in self.styles)
-
-    def image_ids(self) -> frozenset[str]:
-        """Every image this record refers to."""
-        ids = {self.content_image, *self.style_images}
-        ids.update(i for i in (self.preview_image, self.result_image) if i is not None)
-        return frozenset(ids)
-
-
-@dataclass(frozen=True)
-class ImageReference:
-    """One use of an image by a record: which painting, in which role, which image."""
-
-    painting_id: str
-    role: str  # "content", "style", "preview" or "result"
-    image_id: str
-
-
-def new_painting_id() -> str:
-    """A fresh painting id: 32 lowercase hex digits (a random UUID)."""
-    return uuid.uuid4().hex
-
-
-def check_painting_id(painting_id: object) -> str:
-    """Return `painting_id` if it is well formed (32 lowercase hex digits); raise InvalidId."""
-    if not isinstance(painting_id, str) or not _PAINTING_ID_RE.fullmatch(painting_id):
-        raise InvalidId("That is not a valid painting id.")
-    return painting_id
 
 
 # Fields `update` and `transition` may set, each with its check.
@@ -473,7 +381,8 @@ class Catalog:
         stmt = sa.update(db.PaintingRow).where(db.PaintingRow.id == painting_id, db.PaintingRow.scope == self.scope)
         if allowed_from is not None:
             stmt = stmt.where(db.PaintingRow.status.in_(_statuses(allowed_from)))
-        result = s.execute(stmt.values(updated_at=_now(), **values).execution_options(synchronize_session=False))
+        statement = stmt.values(updated_at=_now(), **values).execution_options(synchronize_session=False)
+        result = cast("CursorResult[Any]", s.execute(statement))  # an UPDATE's result has a rowcount
         if result.rowcount == 1:
             return True
         self._require(s, painting_id)  # NotFound, or else the status did not match
@@ -578,14 +487,14 @@ class Catalog:
         """Every use of an image by any record in this database (all scopes), by painting."""
         p, st = db.PaintingRow, db.StyleRow
 
-        def role(name: str) -> Any:
+        def role_column(name: str) -> Any:
             return sa.literal(name, sa.String(16)).label("role")
 
         query = sa.union_all(
-            sa.select(p.id.label("painting_id"), role("content"), p.content_image.label("image_id")),
-            sa.select(p.id, role("style"), st.image_id).join(st, st.painting_id == p.id),
-            sa.select(p.id, role("preview"), p.preview_image).where(p.preview_image.is_not(None)),
-            sa.select(p.id, role("result"), p.result_image).where(p.result_image.is_not(None)),
+            sa.select(p.id.label("painting_id"), role_column("content"), p.content_image.label("image_id")),
+            sa.select(p.id, role_column("style"), st.image_id).join(st, st.painting_id == p.id),
+            sa.select(p.id, role_column("preview"), p.preview_image).where(p.preview_image.is_not(None)),
+            sa.select(p.id, role_column("result"), p.result_image).where(p.result_image.is_not(None)),
         ).order_by("painting_id", "role", "image_id")
         with self._read() as s:
             rows = s.execute(query).all()
@@ -608,16 +517,4 @@ class Catalog:
         return {ref.image_id for ref in self.image_references()}
 
 
-__all__ = [
-    "CATALOG_FILENAME",
-    "FINISHED",
-    "UNFINISHED",
-    "Catalog",
-    "ImageReference",
-    "PaintingRecord",
-    "ProgressPoint",
-    "Status",
-    "StyleImage",
-    "check_painting_id",
-    "new_painting_id",
-]
+__all__ = ["CATALOG_FILENAME", "MAX_PAGE", "Catalog"]

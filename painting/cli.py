@@ -103,3 +103,6 @@ def gc_main(argv: list[str]) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+__all__ = ["fsck_main", "gc_main"]

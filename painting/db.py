@@ -280,3 +280,18 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def downgrade(engine: Engine, revision: str) -> None:
     """Migrate the database down to `revision` ("base": empty), in one transaction."""
     _run(engine, "downgrade", revision)
+
+
+__all__ = [
+    "Base",
+    "PaintingRow",
+    "ProgressRow",
+    "StyleRow",
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "make_engine",
+    "sqlite_url",
+    "upgrade",
+    "writer",
+]

@@ -14,9 +14,10 @@ and fsynced, renamed over the final name with `os.replace`, and the folder is fs
 killed at any point leaves either nothing or a temp file under a name no reader takes for an image;
 `cleanup_temp` removes old ones.
 
-Images are checked with Pillow before they are stored: format, byte cap, pixel cap (read from the
-header, before any pixel is decoded, so a decompression bomb costs nothing), then a full decode so
-a truncated file is refused too.
+`open_image` is the one rule for an acceptable image, used by the store on the way in and by the
+engine (`pycasso.imaging`) alike: byte cap, format, pixel cap (read from the header, before any
+pixel is decoded, so a decompression bomb costs nothing), then a full decode so a truncated file is
+refused too. `put_all` checks every image of a request before it stores any of them.
 """
 
 from __future__ import annotations
@@ -30,17 +31,23 @@ import struct
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
-from painting.errors import ImageTooLarge, InvalidId, InvalidImage, NotFound
+from painting.errors import ImageRejected, ImageTooLarge, InvalidId, InvalidImage, NotFound
 
-FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP")
-MEDIA_TYPES: dict[str, str] = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+# The formats an image may come back as. MPO is what Pillow calls the JPEGs many cameras and phones
+# write (a JPEG with extra frames after the first, e.g. a depth map): a JPEG to every browser, so it
+# is served as one. Pillow opens it with its JPEG plugin, so `_PLUGINS` is all it is allowed to use.
+FORMATS: tuple[str, ...] = ("PNG", "JPEG", "MPO", "WEBP")
+_PLUGINS: tuple[str, ...] = ("PNG", "JPEG", "WEBP")
+MEDIA_TYPES: dict[str, str] = {"PNG": "image/png", "JPEG": "image/jpeg", "MPO": "image/jpeg", "WEBP": "image/webp"}
+ACCEPTED = "PNG, JPEG and WEBP are accepted"
+# The one set of caps. Both services' settings and the engine take their defaults from here.
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024  # a large phone photo is 5-15 MB
 DEFAULT_MAX_PIXELS = 40_000_000  # 8000 x 5000; decoding one costs about 160 MB of RGBA
 
@@ -58,6 +65,20 @@ _DECODE_ERRORS = (
     TypeError,
     struct.error,
     zlib.error,
+)
+# Formats people send that we do not take, told apart by their first bytes so the refusal can name
+# them (Pillow is never asked to open them: some of its plugins run external programs).
+_OTHER_FORMATS: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"GIF8", "GIF"),
+    (0, b"BM", "BMP"),
+    (0, b"II*\x00", "TIFF"),
+    (0, b"MM\x00*", "TIFF"),
+    (4, b"ftypheic", "HEIC"),
+    (4, b"ftypheix", "HEIC"),
+    (4, b"ftypmif1", "HEIF"),
+    (4, b"ftypavif", "AVIF"),
+    (0, b"%PDF", "PDF"),
+    (0, b"\x00\x00\x01\x00", "ICO"),
 )
 
 
@@ -93,49 +114,70 @@ def _megabytes(n: int) -> str:
     return f"{n / 1_000_000:.1f} MB"
 
 
-def inspect_image(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageRef:
-    """Check that `data` is an acceptable image and describe it; store nothing.
+def _not_accepted(data: bytes) -> str:
+    for offset, magic, name in _OTHER_FORMATS:
+        if data[offset : offset + len(magic)] == magic:
+            return f"This is a {name} file; {ACCEPTED}."
+    return f"This is not an image we can read: {ACCEPTED}."
 
-    Raises ImageTooLarge (byte or pixel cap) or InvalidImage (empty, not PNG/JPEG/WEBP, damaged).
+
+def open_image(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """The one rule for an acceptable image: check `data` and return it decoded, or raise.
+
+    Checks in order of cost: bytes, format (PNG, JPEG, MPO, WEBP only), the pixel count the header
+    declares (before any pixel is decoded, so a decompression bomb costs nothing), then a full
+    decode, so a truncated file is refused too. Raises ImageTooLarge (byte or pixel cap) or
+    InvalidImage (empty, another format, damaged). The image comes back as the file has it: the
+    caller applies the EXIF orientation if it wants pixels the right way up.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"image data must be bytes, not {type(data).__name__}")
     size = len(data)
     if size == 0:
-        raise InvalidImage("The file is empty.")
+        raise InvalidImage("The file is empty (0 bytes).")
     if size > max_bytes:
         raise ImageTooLarge(f"The file is {_megabytes(size)}; the limit is {_megabytes(max_bytes)}.")
     data = bytes(data)
     try:
         # Reads the header only. Pillow's own bomb check (its global MAX_IMAGE_PIXELS) may fire
         # here first: map it, but do not rely on it, since any code in the process may change it.
-        im = Image.open(io.BytesIO(data), formats=FORMATS)
+        im = Image.open(io.BytesIO(data), formats=_PLUGINS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # The warning only arrives as an exception where warnings are errors (as in the tests).
         raise ImageTooLarge(
             f"The image declares too many pixels; the limit is {max_pixels / 1e6:.1f} megapixels."
         ) from exc
     except UnidentifiedImageError as exc:
-        raise InvalidImage("This is not an image we can read: PNG, JPEG and WEBP are accepted.") from exc
+        raise InvalidImage(_not_accepted(data)) from exc
     except _DECODE_ERRORS as exc:
-        raise InvalidImage("The image is damaged or incomplete and cannot be decoded.") from exc
-    with im:
+        raise InvalidImage("The image is damaged or truncated and cannot be decoded.") from exc
+    width, height = im.size
+    if im.format not in FORMATS:  # the plugins allowed cannot make another, but say so if one does
+        im.close()
+        raise InvalidImage(f"This is a {im.format} file; {ACCEPTED}.")
+    if width < 1 or height < 1:
+        im.close()
+        raise InvalidImage("The image has no pixels.")
+    if width * height > max_pixels:  # from the header: no pixel has been decoded yet
+        im.close()
+        raise ImageTooLarge(
+            f"The image is {width} × {height} pixels ({width * height / 1e6:.1f} megapixels); "
+            f"the limit is {max_pixels / 1e6:.1f} megapixels."
+        )
+    try:
+        im.load()  # decode every pixel: a truncated or corrupt stream fails here
+    except _DECODE_ERRORS as exc:
+        im.close()
+        raise InvalidImage("The image is damaged or truncated and cannot be decoded.") from exc
+    return im
+
+
+def inspect_image(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageRef:
+    """Check that `data` is an acceptable image (`open_image`) and describe it; store nothing."""
+    with open_image(data, max_bytes=max_bytes, max_pixels=max_pixels) as im:
         width, height = im.size
-        fmt = im.format
-        if fmt not in FORMATS:  # pragma: no cover - `formats=` already limits the plugins
-            raise InvalidImage("Only PNG, JPEG and WEBP images are accepted.")
-        if width < 1 or height < 1:
-            raise InvalidImage("The image has no pixels.")
-        if width * height > max_pixels:  # from the header: no pixel has been decoded yet
-            raise ImageTooLarge(
-                f"The image is {width} × {height} pixels ({width * height / 1e6:.1f} megapixels); "
-                f"the limit is {max_pixels / 1e6:.1f} megapixels."
-            )
-        try:
-            im.load()  # decode every pixel: a truncated or corrupt stream fails here
-        except _DECODE_ERRORS as exc:
-            raise InvalidImage("The image is damaged or incomplete and cannot be decoded.") from exc
-    return ImageRef(id=hashlib.sha256(data).hexdigest(), width=width, height=height, format=fmt, size=size)
+        fmt = str(im.format)
+    return ImageRef(id=hashlib.sha256(data).hexdigest(), width=width, height=height, format=fmt, size=len(data))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -182,6 +224,27 @@ class ImageStore:
         Raises ImageTooLarge or InvalidImage, in which case nothing was written.
         """
         ref = self.inspect(data)
+        self._store(ref, bytes(data))
+        return ref
+
+    def put_all(self, images: Sequence[tuple[str, bytes]]) -> list[ImageRef]:
+        """Check every (name, bytes) image, then store them all; their refs, in order.
+
+        A refused image raises ImageTooLarge or InvalidImage with its name in front ("style 2: The
+        file is empty.") before anything is written, so a refused request stores nothing. Each
+        image is decoded once.
+        """
+        refs = []
+        for name, data in images:
+            try:
+                refs.append(self.inspect(data))
+            except ImageRejected as exc:
+                raise type(exc)(f"{name}: {exc}") from None
+        for ref, (_, data) in zip(refs, images, strict=True):
+            self._store(ref, bytes(data))
+        return refs
+
+    def _store(self, ref: ImageRef, data: bytes) -> None:
         final = self._file(ref.id)
         try:
             if final.stat().st_size == ref.size:
@@ -189,11 +252,10 @@ class ImageStore:
                 # collection that started before the record now being written refers to it.
                 with contextlib.suppress(OSError):
                     os.utime(final)
-                return ref
+                return
         except FileNotFoundError:
             pass
-        self._write_atomically(final, bytes(data))
-        return ref
+        self._write_atomically(final, data)
 
     def _write_atomically(self, final: Path, data: bytes) -> None:
         folder = final.parent
@@ -249,9 +311,9 @@ class ImageStore:
         """Describe a stored image (reads its header only); raises NotFound or InvalidId."""
         file = self.path(image_id)
         try:
-            with Image.open(file, formats=FORMATS) as im:
+            with Image.open(file, formats=_PLUGINS) as im:
                 width, height = im.size
-                fmt = im.format
+                fmt = str(im.format)
         except (UnidentifiedImageError, *_DECODE_ERRORS) as exc:
             raise InvalidImage("The stored image is damaged and cannot be read.") from exc
         return ImageRef(id=image_id, width=width, height=height, format=fmt, size=file.stat().st_size)
@@ -328,6 +390,7 @@ def is_temp_name(name: str) -> bool:
 
 
 __all__ = [
+    "ACCEPTED",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_PIXELS",
     "FORMATS",
@@ -335,6 +398,7 @@ __all__ = [
     "ImageStore",
     "check_image_id",
     "inspect_image",
+    "open_image",
     "is_image_id",
     "is_temp_name",
 ]

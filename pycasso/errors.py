@@ -46,3 +46,14 @@ class Cancelled(PycassoError):
         super().__init__(message)
         self.image = image  # (H, W, 3) uint8 RGB at the moment of the stop, or None
         self.iterations = iterations
+
+
+__all__ = [
+    "Cancelled",
+    "EngineNotInstalled",
+    "ImageTooLarge",
+    "InvalidImage",
+    "InvalidParams",
+    "PycassoError",
+    "WeightsError",
+]

@@ -67,3 +67,6 @@ def main(argv: list[str]) -> int:
     (args.folder / "style.png").write_bytes(encode_png(swirls()))
     print(f"wrote {args.folder / 'content.png'} and {args.folder / 'style.png'}", file=sys.stderr)
     return 0
+
+
+__all__ = ["landscape", "main", "swirls"]

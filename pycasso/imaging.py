@@ -1,64 +1,46 @@
 """Image plumbing around the engine: decode and check inputs, resize, VGG pre/de-processing, colour.
 
 Numpy and Pillow only (no TensorFlow), so the CLI and the worker can reject a bad input before
-paying for the model. Arrays named `rgb` are (H, W, 3) uint8 RGB; `vgg` arrays are (H, W, 3)
+paying for the model. What counts as an acceptable image is `painting.images.open_image`'s rule,
+the same one Gallery and Studio apply on upload. Arrays named `rgb` are (H, W, 3) uint8 RGB; `vgg` arrays are (H, W, 3)
 float32, BGR, ImageNet mean subtracted.
 """
 
 from __future__ import annotations
 
 import io
-import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
+from painting import errors as painting_errors
+from painting import images as painting_images
+from painting.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from painting.params import MAX_SIZE, MIN_SIZE
 from pycasso.errors import ImageTooLarge, InvalidImage, InvalidParams
 
 # BGR means of the ImageNet training set, as VGG was trained (Simonyan & Zisserman).
 VGG_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
-ACCEPTED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP")  # MPO: what Pillow calls many camera JPEGs
-MAX_INPUT_BYTES = 50 * 1024 * 1024
-MAX_INPUT_PIXELS = 50_000_000
 
 
 def decode_image(
-    data: bytes, *, what: str = "image", max_bytes: int = MAX_INPUT_BYTES, max_pixels: int = MAX_INPUT_PIXELS
+    data: bytes, *, what: str = "image", max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> np.ndarray:
-    """Decode PNG/JPEG/WEBP bytes into (H, W, 3) uint8 RGB, refusing anything else.
+    """Decode an image into (H, W, 3) uint8 RGB by `painting.images`' one rule, refusing anything else.
 
-    The declared size is checked before any pixel is decoded, so a decompression bomb costs nothing.
     The camera's orientation tag is applied (a portrait photo stays upright), transparency is laid
-    on white, and 16-bit images are scaled to 8 bits rather than clipped.
+    on white, and 16-bit images are scaled to 8 bits rather than clipped. Raises this package's
+    ImageTooLarge or InvalidImage, their message starting with `what`.
     """
-    if not data:
-        raise InvalidImage(f"the {what} is empty (0 bytes)")
-    if len(data) > max_bytes:
-        raise ImageTooLarge(f"the {what} is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.format not in ACCEPTED_FORMATS:
-                raise InvalidImage(f"the {what} is a {image.format} file; use PNG, JPEG or WEBP")
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageTooLarge(
-                    f"the {what} is {width}×{height} pixels; the limit is {max_pixels / 1e6:.0f} megapixels"
-                )
-            if width < 1 or height < 1:
-                raise InvalidImage(f"the {what} has no pixels")
-            image.load()
+        with painting_images.open_image(data, max_bytes=max_bytes, max_pixels=max_pixels) as image:
             return _to_rgb(ImageOps.exif_transpose(image))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(
-            f"the {what} declares too many pixels to decode safely; the limit is {max_pixels / 1e6:.0f} megapixels"
-        ) from exc
-    except UnidentifiedImageError as exc:
-        raise InvalidImage(f"the {what} is not an image Pillow can read (PNG, JPEG or WEBP)") from exc
-    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
-        raise InvalidImage(f"the {what} is damaged or truncated: {exc}") from exc
+    except painting_errors.ImageTooLarge as exc:
+        raise ImageTooLarge(f"{what}: {exc}") from None
+    except painting_errors.InvalidImage as exc:
+        raise InvalidImage(f"{what}: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # a damaged orientation tag, say
+        raise InvalidImage(f"{what}: the image is damaged or truncated: {exc}") from exc
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
@@ -157,3 +139,20 @@ def with_chroma_of(luma_source: np.ndarray, chroma_source: np.ndarray) -> np.nda
     ycbcr = rgb_to_ycbcr(chroma_source)
     ycbcr[..., 0] = rgb_to_ycbcr(luma_source)[..., 0]
     return ycbcr_to_rgb(ycbcr)
+
+
+__all__ = [
+    "VGG_MEAN_BGR",
+    "decode_image",
+    "encode_png",
+    "from_vgg",
+    "luminance_rgb",
+    "painting_shape",
+    "resize",
+    "rgb_to_ycbcr",
+    "style_shape",
+    "to_vgg",
+    "vgg_bounds",
+    "with_chroma_of",
+    "ycbcr_to_rgb",
+]

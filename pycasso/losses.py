@@ -42,3 +42,6 @@ def total_variation_loss(image: tf.Tensor) -> tf.Tensor:
     a = tf.square(image[:, :-1, :-1, :] - image[:, 1:, :-1, :])
     b = tf.square(image[:, :-1, :-1, :] - image[:, :-1, 1:, :])
     return tf.reduce_sum(tf.pow(a + b, 1.25))
+
+
+__all__ = ["content_loss", "gram_matrix", "style_loss", "total_variation_loss"]

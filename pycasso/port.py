@@ -7,8 +7,7 @@ list (raw PNG bytes, never base64). The `attachments` entries name each blob's r
     Studio -> Pycasso   paint {job, params, attachments: [content, style, ..., init?]}
                         cancel {job}          ping {n}          (stdin closed: exit cleanly)
     Pycasso -> Studio   ready {version, backend, device, weights}
-                        progress {job, iteration, iterations, evaluations,
-                                  loss: {total, content, style, tv}, elapsed_s, attachments?: [preview]}
+                        progress {job, iterations, <a painting.progress point>, attachments?: [preview]}
                         done {job, stats, attachments: [result]}
                         error {job, code, message}     cancelled {job}     pong {n}
 
@@ -22,7 +21,9 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import IO, Any
+
+from painting.progress import ProgressPoint, json_safe
 
 HEADER = struct.Struct(">I")
 MAX_FRAME_BYTES = 128 * 1024 * 1024  # a frame larger than this is refused (and skipped)
@@ -63,14 +64,14 @@ class Message:
 # --- framing ----------------------------------------------------------------------------------
 
 
-def write_frame(stream: BinaryIO, payload: bytes) -> None:
+def write_frame(stream: IO[bytes], payload: bytes) -> None:
     if len(payload) > MAX_FRAME_BYTES:
         raise ProtocolError(f"frame of {len(payload)} bytes exceeds {MAX_FRAME_BYTES}")
     stream.write(HEADER.pack(len(payload)))
     stream.write(payload)
 
 
-def _read_exact(stream: BinaryIO, n: int) -> bytes:
+def _read_exact(stream: IO[bytes], n: int) -> bytes:
     chunks, remaining = [], n
     while remaining:
         chunk = stream.read(remaining)
@@ -81,7 +82,7 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_frame(stream: BinaryIO) -> bytes | None:
+def read_frame(stream: IO[bytes]) -> bytes | None:
     """One frame's payload, or None at a clean end of stream (between frames).
 
     A frame over MAX_FRAME_BYTES is read past and discarded, so the stream stays in sync, and
@@ -112,7 +113,7 @@ def read_frame(stream: BinaryIO) -> bytes | None:
 
 def encode(message: Message) -> list[bytes]:
     """The frames of a message: its JSON header, then its attachments."""
-    header = {"type": message.type, **_jsonable(message.fields)}
+    header = {"type": message.type, **json_safe(message.fields)}
     if message.attachments:
         header["attachments"] = [role for role, _ in message.attachments]
     return [json.dumps(header, separators=(",", ":"), allow_nan=False).encode()] + [
@@ -120,14 +121,14 @@ def encode(message: Message) -> list[bytes]:
     ]
 
 
-def write_message(stream: BinaryIO, message: Message) -> None:
+def write_message(stream: IO[bytes], message: Message) -> None:
     """Write all frames of `message` and flush. Callers sharing a stream must hold a lock."""
     for frame in encode(message):
         write_frame(stream, frame)
     stream.flush()
 
 
-def read_message(stream: BinaryIO) -> Message | None:
+def read_message(stream: IO[bytes]) -> Message | None:
     """The next message, or None at a clean end of stream.
 
     Raises ProtocolError for a malformed message. Unless the error is `fatal`, the stream is still
@@ -147,7 +148,8 @@ def read_message(stream: BinaryIO) -> Message | None:
     roles = header.pop("attachments", [])
     if not isinstance(roles, list):
         raise ProtocolError("`attachments` must be a list of roles", fatal=True, job=job)
-    attachments, problem = [], None
+    attachments: list[tuple[str, bytes]] = []
+    problem: str | None = None
     for role in roles:
         try:
             data = read_frame(stream)
@@ -208,23 +210,8 @@ def ready(version: str, backend: str, device: str, weights: str) -> Message:
     return Message("ready", {"version": version, "backend": backend, "device": device, "weights": weights})
 
 
-def progress(
-    job: str,
-    iteration: int,
-    iterations: int,
-    evaluations: int,
-    loss: dict[str, float],
-    elapsed_s: float,
-    preview: bytes | None = None,
-) -> Message:
-    fields = {
-        "job": job,
-        "iteration": iteration,
-        "iterations": iterations,
-        "evaluations": evaluations,
-        "loss": dict(loss),
-        "elapsed_s": round(elapsed_s, 4),
-    }
+def progress(job: str, iterations: int, point: ProgressPoint, preview: bytes | None = None) -> Message:
+    fields = {"job": job, "iterations": iterations, **point.to_json()}
     return Message("progress", fields, [("preview", preview)] if preview is not None else [])
 
 
@@ -240,12 +227,23 @@ def cancelled(job: str) -> Message:
     return Message("cancelled", {"job": job})
 
 
-def _jsonable(value: Any) -> Any:
-    """JSON has no NaN or infinity: a float that is not finite (e.g. a diverged loss) travels as null."""
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
+__all__ = [
+    "MAX_ATTACHMENTS",
+    "MAX_FRAME_BYTES",
+    "Message",
+    "ProtocolError",
+    "cancel",
+    "cancelled",
+    "done",
+    "encode",
+    "error",
+    "paint",
+    "ping",
+    "pong",
+    "progress",
+    "read_frame",
+    "read_message",
+    "ready",
+    "write_frame",
+    "write_message",
+]

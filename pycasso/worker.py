@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from painting.params import MAX_STYLES, parse_params
+from painting.progress import ProgressPoint
 from pycasso import port
 from pycasso.errors import Cancelled, PycassoError
 from pycasso.quiet import native_startup_noise_held
@@ -166,6 +167,7 @@ class Worker:
         from pycasso import imaging  # light: numpy and Pillow
 
         job = message.job
+        assert job is not None, "_dispatch queues only paint messages with a job"
         try:
             params = parse_params(message.get("params"))
         except ValueError as exc:
@@ -192,8 +194,11 @@ class Worker:
             preview = None
             if params.preview_every and (it.iteration % params.preview_every == 0) and it.iteration < it.iterations:
                 preview = imaging.encode_png(it.image())
-            loss = it.loss.as_dict()
-            self.send(port.progress(job, it.iteration, it.iterations, it.evaluations, loss, it.elapsed_s, preview))
+            loss = it.loss
+            point = ProgressPoint(
+                it.iteration, it.evaluations, loss.total, loss.content, loss.style, loss.tv, round(it.elapsed_s, 4)
+            )
+            self.send(port.progress(job, it.iterations, point, preview))
 
         try:
             result = engine.paint(
@@ -259,3 +264,6 @@ def main(argv: list[str] | None = None) -> int:
     except PycassoError as exc:  # e.g. the weights are missing: say so on stderr and exit
         log.error("%s", exc)
         return 3
+
+
+__all__ = ["Worker", "main"]

@@ -65,3 +65,22 @@ def descendants(pid: int) -> list[int]:
         for child in children:
             found += [child, *descendants(child)]
     return found
+
+
+def phone_photo(width: int, height: int, *, orientation: int = 6) -> bytes:
+    """A photo as many phones write it: an MPO (a JPEG with a second frame after the first) whose
+    EXIF orientation tag says how to turn it (6: rotate 90° clockwise to display, so it shows
+    `height` wide and `width` tall). The left half is red, the right half blue, as stored."""
+    first = Image.new("RGB", (width, height), (220, 30, 30))
+    first.paste((30, 30, 220), (width // 2, 0, width, height))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    first.save(
+        buf,
+        format="MPO",
+        save_all=True,
+        append_images=[Image.new("RGB", (width, height), (9, 9, 9))],
+        exif=exif.tobytes(),
+    )
+    return buf.getvalue()

@@ -6,25 +6,26 @@ import hashlib
 import math
 import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from painting.catalog import (
+from painting.catalog import Catalog
+from painting.errors import CorruptRecord, InvalidId, NotFound
+from painting.params import MAX_STYLES, Params
+from painting.progress import ProgressPoint
+from painting.records import (
     FINISHED,
     UNFINISHED,
-    Catalog,
     PaintingRecord,
-    ProgressPoint,
     Status,
     StyleImage,
     check_painting_id,
     new_painting_id,
 )
-from painting.errors import CorruptRecord, InvalidId, NotFound
-from painting.params import MAX_STYLES, Params
 
 
 def img(n: int) -> str:
@@ -32,7 +33,7 @@ def img(n: int) -> str:
     return hashlib.sha256(str(n).encode()).hexdigest()
 
 
-def make(catalog: Catalog, n_styles: int = 1, **kwargs: object) -> PaintingRecord:
+def make(catalog: Catalog, n_styles: int = 1, **kwargs: Any) -> PaintingRecord:
     kwargs.setdefault("params", Params())
     return catalog.create(content_image=img(0), style_images=[img(i + 1) for i in range(n_styles)], **kwargs)
 
@@ -67,7 +68,7 @@ def test_create_then_get_round_trips(catalog: Catalog) -> None:
     assert rec.created_at.tzinfo is not None and rec.created_at.utcoffset() == timedelta(0)
     assert rec.created_at == rec.updated_at
     assert catalog.get(rec.id) == rec
-    assert rec.image_ids() == {img(0), img(1), img(2)}
+    assert (rec.content_image, rec.style_images) == (img(0), (img(1), img(2)))
 
 
 def test_get_refuses_unknown_and_malformed_ids(catalog: Catalog) -> None:

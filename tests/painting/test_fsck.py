@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from painting.catalog import Catalog, Status
+from painting.catalog import Catalog
 from painting.cli import fsck_main, gc_main
 from painting.fsck import fsck, gc
 from painting.images import ImageRef, ImageStore
 from painting.params import Params
+from painting.records import Status
 
 ImageMaker = Callable[..., bytes]
 
@@ -149,7 +150,7 @@ def test_gc_command(
 def test_deep_painting_fsck_runs_as_a_real_command(data_dir: tuple[Path, list[ImageRef]]) -> None:
     data, refs = data_dir
     exe = shutil.which("deep-painting", path=str(Path(sys.executable).parent))
-    command = [exe] if exe else [sys.executable, "-m", "deep_painting.cli"]
+    command = [exe] if exe else [sys.executable, "-m", "deep_painting"]  # the console script, or its module
     ok = subprocess.run(
         [*command, "fsck", "--data-dir", str(data)], capture_output=True, text=True, timeout=60, check=False
     )

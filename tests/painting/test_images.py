@@ -13,6 +13,7 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +22,8 @@ from PIL import Image, ImageFile
 
 from painting.errors import ImageRejected, ImageTooLarge, InvalidId, InvalidImage, NotFound
 from painting.images import ImageRef, ImageStore, check_image_id, inspect_image, is_image_id, is_temp_name
+
+from support import phone_photo
 
 ImageMaker = Callable[..., bytes]
 HYPOTHESIS = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -242,7 +245,7 @@ NASTY_IDS = [
 def test_malformed_ids_never_reach_the_filesystem(store: ImageStore, bad: object) -> None:
     assert not is_image_id(bad)
     assert not store.exists(bad)  # type: ignore[arg-type]
-    for op in (
+    ops: list[Callable[[Any], object]] = [  # ill-typed ids on purpose: each must be refused
         check_image_id,
         store.path,
         store.open,
@@ -251,9 +254,10 @@ def test_malformed_ids_never_reach_the_filesystem(store: ImageStore, bad: object
         store.ref,
         store.verify,
         store.mtime,
-    ):
+    ]
+    for op in ops:
         with pytest.raises(InvalidId):
-            op(bad)  # type: ignore[operator]
+            op(bad)
 
 
 @HYPOTHESIS
@@ -367,3 +371,46 @@ def test_a_writer_killed_at_random_never_leaves_a_partial_file(tmp_path: Path) -
     assert store.cleanup_temp(older_than_s=0) == len(temps)
     assert all(not is_temp_name(p.name) for p in all_files(root))
     print(f"{len(finals)} images intact; temp files: {len(temps)} at the end, {len(temp_seen)} seen in all")
+
+
+def test_a_phone_photo_is_accepted_and_served_as_a_jpeg(store: ImageStore) -> None:
+    data = phone_photo(40, 24)
+    ref = store.put(data)
+    assert (ref.format, ref.media_type, ref.width, ref.height) == ("MPO", "image/jpeg", 40, 24)
+    assert store.read(ref.id) == data
+    assert store.ref(ref.id) == ref
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"), [("GIF", "GIF"), ("BMP", "BMP"), ("TIFF", "TIFF"), ("ICO", "ICO"), ("PCX", None)]
+)
+def test_other_formats_are_refused_by_name(make_image: ImageMaker, fmt: str, name: str | None) -> None:
+    with pytest.raises(InvalidImage) as info:
+        inspect_image(make_image(16, 16, fmt))
+    said = str(info.value)
+    assert "PNG, JPEG and WEBP are accepted" in said
+    assert (f"This is a {name} file" in said) if name else ("not an image we can read" in said)
+
+
+def test_put_all_checks_every_image_before_storing_any(make_image: ImageMaker, store: ImageStore) -> None:
+    good, bad = make_image(16, 16), b"GIF89a not really"
+    with pytest.raises(InvalidImage, match=r"^style 2: This is a GIF file"):
+        store.put_all([("content", good), ("style 1", good), ("style 2", bad)])
+    assert all_files(store.root) == []
+    refs = store.put_all([("content", good), ("style", make_image(8, 8, seed=3))])
+    assert [store.exists(r.id) for r in refs] == [True, True] and len(all_files(store.root)) == 2
+
+
+def test_put_all_decodes_each_image_once(make_image: ImageMaker, store: ImageStore, monkeypatch) -> None:
+    from painting import images
+
+    calls: list[int] = []
+    real = images.open_image
+
+    def counting(data: bytes, **caps: int) -> Image.Image:
+        calls.append(len(data))
+        return real(data, **caps)
+
+    monkeypatch.setattr(images, "open_image", counting)
+    store.put_all([("content", make_image(16, 16)), ("style", make_image(8, 8, seed=3))])
+    assert len(calls) == 2

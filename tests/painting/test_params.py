@@ -3,7 +3,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from painting.params import DEFAULT_STYLE_LAYERS, VGG19_LAYERS, Params, parse_params
+from painting.params import DEFAULT_STYLE_LAYERS, Params, parse_params
 
 
 def test_defaults_follow_the_classic_keras_example():
@@ -11,7 +11,6 @@ def test_defaults_follow_the_classic_keras_example():
     assert (p.size, p.content_weight, p.style_weight, p.tv_weight) == (400, 1.0, 10.0, 0.1)
     assert p.content_layer == "block5_conv2"
     assert p.style_layers == DEFAULT_STYLE_LAYERS
-    assert p.deepest_layer() == "block5_conv2"
 
 
 def test_every_field_has_a_description_default_and_the_schema_shows_ranges():
@@ -59,9 +58,3 @@ def test_blend_weights_are_normalised_and_must_match_the_number_of_styles():
     assert Params(style_blend=[3, 1]).blend_for(2) == pytest.approx([0.75, 0.25])
     with pytest.raises(ValueError, match="2 weights but there are 3"):
         Params(style_blend=[1, 1]).blend_for(3)
-
-
-def test_deepest_layer_is_the_deepest_of_content_and_style_layers():
-    p = Params(content_layer="block2_conv2", style_layers={"block1_conv1": 1, "block3_conv1": 1})
-    assert p.deepest_layer() == "block3_conv1"
-    assert VGG19_LAYERS.index(p.deepest_layer()) == 4

@@ -20,7 +20,9 @@ CHILD = textwrap.dedent(
     """
     import hashlib, os, sys, time
     from pathlib import Path
-    from painting.catalog import Catalog, ProgressPoint, Status
+    from painting.catalog import Catalog
+    from painting.records import Status
+    from painting.progress import ProgressPoint
     from painting.params import Params
 
     url, go, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])

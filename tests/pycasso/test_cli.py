@@ -19,7 +19,7 @@ from pycasso.imaging import encode_png
 CLI = shutil.which("deep-painting") or str(Path(__file__).parents[2] / ".venv/bin/deep-painting")
 
 
-def paint(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def paint(*args: str | int | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([CLI, "paint", *map(str, args)], capture_output=True, text=True, timeout=timeout)
 
 

@@ -1,6 +1,7 @@
 """The engine on tiny images: it paints, it is deterministic, it stops when asked."""
 
 import threading
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -9,12 +10,15 @@ from painting.params import Params
 from pycasso import imaging
 from pycasso.errors import Cancelled, InvalidParams
 
+if TYPE_CHECKING:  # the engine imports TensorFlow: the `engine` fixture imports it, when a test runs
+    from pycasso.engine import Iterate
+
 pytestmark = pytest.mark.slow
-SMALL = dict(size=48, preview_every=0)
+SMALL: dict[str, Any] = dict(size=48, preview_every=0)  # Params' fields, for Params(**SMALL, ...)
 
 
 def run(engine, content, styles, **params):
-    seen = []
+    seen: list[Iterate] = []
     result = engine.paint(content, styles, Params(**{**SMALL, **params}), seen.append)
     return result, seen
 
@@ -149,7 +153,7 @@ def test_other_starting_images(engine, content_rgb, style_rgb, init):
 
 def test_a_resumed_run_counts_on_from_its_start_iteration(engine, content_rgb, style_rgb):
     first, seen = run(engine, content_rgb, [style_rgb], iterations=10)
-    more = []
+    more: list[Iterate] = []
     result = engine.paint(
         content_rgb,
         [style_rgb],

@@ -56,5 +56,7 @@ def test_the_written_out_gram_gradient_equals_autodiff():
         with tf.GradientTape() as tape:
             tape.watch(feats)
             loss = tf.reduce_sum(tf.square(gram(feats) - target) * tf.constant([[1.0, 2.0, 3.0]]))  # not symmetric
-        grads.append(tape.gradient(loss, feats).numpy())
+        gradient = tape.gradient(loss, feats)
+        assert isinstance(gradient, tf.Tensor)  # dense, not IndexedSlices
+        grads.append(gradient.numpy())
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=1e-5)

@@ -2,11 +2,13 @@
 
 import io
 import json
+import math
 import subprocess
 import sys
 
 import pytest
 
+from painting.progress import ProgressPoint
 from pycasso import port
 
 
@@ -18,6 +20,13 @@ def frames(*payloads: bytes) -> io.BytesIO:
     return out
 
 
+def next_message(stream: io.BytesIO) -> port.Message:
+    """The next message, which the test expects to be there (not the end of the stream)."""
+    message = port.read_message(stream)
+    assert message is not None, "the stream ended"
+    return message
+
+
 def test_a_message_with_attachments_round_trips():
     buf = io.BytesIO()
     msg = port.paint(
@@ -25,7 +34,7 @@ def test_a_message_with_attachments_round_trips():
     )
     port.write_message(buf, msg)
     buf.seek(0)
-    back = port.read_message(buf)
+    back = next_message(buf)
     assert back.type == "paint" and back.job == "job-1"
     assert back.get("params") == {"size": 64} and back.get("start_iteration") == 4
     assert back.blobs("content") == [b"\x89PNG content"]
@@ -44,11 +53,23 @@ def test_the_wire_format_is_a_4_byte_big_endian_length_then_json_then_raw_attach
     assert raw[4 + n : 8 + n] == (7).to_bytes(4, "big") and raw[8 + n :] == b"PNGDATA"
 
 
-def test_non_finite_losses_travel_as_null():
+def test_non_finite_losses_travel_as_null_and_come_back_as_nan():
     buf = io.BytesIO()
-    port.write_message(buf, port.progress("j", 1, 2, 3, {"total": float("nan"), "tv": float("inf")}, 0.5))
+    point = ProgressPoint(1, 3, float("nan"), 1.5, 2.5, float("inf"), 0.5)
+    port.write_message(buf, port.progress("j", 2, point))
     buf.seek(0)
-    assert port.read_message(buf).get("loss") == {"total": None, "tv": None}
+    message = next_message(buf)
+    assert message.get("loss") == {"total": None, "content": 1.5, "style": 2.5, "tv": None}
+    back = ProgressPoint.from_json(message.fields)
+    assert (back.iteration, back.evaluations, back.content_loss, back.style_loss, back.elapsed_s) == (
+        1,
+        3,
+        1.5,
+        2.5,
+        0.5,
+    )
+    assert math.isnan(back.total_loss) and math.isnan(back.tv_loss)
+    assert message.get("iterations") == 2 and message.job == "j"
 
 
 @pytest.mark.parametrize(
@@ -65,7 +86,7 @@ def test_malformed_headers_are_errors_that_keep_the_stream_in_sync(payload, mess
     with pytest.raises(port.ProtocolError, match=message) as info:
         port.read_message(stream)
     assert not info.value.fatal
-    assert port.read_message(stream).type == "ping"
+    assert next_message(stream).type == "ping"
 
 
 def test_an_unknown_attachment_role_is_refused_after_reading_its_frame():
@@ -74,7 +95,7 @@ def test_an_unknown_attachment_role_is_refused_after_reading_its_frame():
     with pytest.raises(port.ProtocolError, match="unknown attachment role") as info:
         port.read_message(stream)
     assert info.value.job == "j"
-    assert port.read_message(stream).type == "ping"
+    assert next_message(stream).type == "ping"
 
 
 def test_an_oversized_frame_is_skipped(monkeypatch):
@@ -83,7 +104,7 @@ def test_an_oversized_frame_is_skipped(monkeypatch):
     with pytest.raises(port.ProtocolError, match="exceeds") as info:
         port.read_message(stream)
     assert not info.value.fatal
-    assert port.read_message(stream).type == "ping"
+    assert next_message(stream).type == "ping"
 
 
 @pytest.mark.parametrize("raw", [b"\x00\x00", b'\x00\x00\x00\x10{"type"', b"\x00\x00\x00\x2a"])
@@ -119,14 +140,14 @@ def test_hostile_header_shapes_are_protocol_errors(header):
     with pytest.raises(port.ProtocolError) as info:
         port.read_message(stream)
     assert not info.value.fatal and info.value.job == "j"
-    assert port.read_message(stream).type == "ping"
+    assert next_message(stream).type == "ping"
 
 
 def test_a_deeply_nested_header_is_a_protocol_error():
     stream = frames(b"[" * 100_000 + b"]" * 100_000, b'{"type":"ping"}')
     with pytest.raises(port.ProtocolError):
         port.read_message(stream)
-    assert port.read_message(stream).type == "ping"
+    assert next_message(stream).type == "ping"
 
 
 def test_an_oversized_attachment_fails_its_own_job_and_the_stream_stays_in_sync(monkeypatch):
@@ -138,7 +159,7 @@ def test_an_oversized_attachment_fails_its_own_job_and_the_stream_stays_in_sync(
     with pytest.raises(port.ProtocolError, match="exceeds") as info:
         port.read_message(stream)
     assert info.value.job == "big" and not info.value.fatal
-    assert port.read_message(stream).type == "ping"
+    assert next_message(stream).type == "ping"
 
 
 def test_too_many_attachments_are_refused_without_losing_sync():
@@ -148,4 +169,4 @@ def test_too_many_attachments_are_refused_without_losing_sync():
     with pytest.raises(port.ProtocolError, match="at most") as info:
         port.read_message(stream)
     assert info.value.job == "many" and not info.value.fatal
-    assert port.read_message(stream).type == "ping"
+    assert next_message(stream).type == "ping"

@@ -30,7 +30,10 @@ class WorkerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
+        assert self.proc.stdin is not None and self.proc.stdout is not None and self.proc.stderr is not None
+        self.stdin, self.stdout, self.stderr_pipe = self.proc.stdin, self.proc.stdout, self.proc.stderr
         self.messages: queue.Queue = queue.Queue()
+        self.ready: port.Message | None = None  # the `ready` message, once the fixture has read it
         self.stderr = b""
         self._threads = [
             threading.Thread(target=self._read, daemon=True),
@@ -41,21 +44,21 @@ class WorkerProcess:
 
     def _read(self) -> None:
         try:
-            while (msg := port.read_message(self.proc.stdout)) is not None:
+            while (msg := port.read_message(self.stdout)) is not None:
                 self.messages.put(msg)
         except port.ProtocolError as exc:  # the test fails on this: stdout must carry frames only
             self.messages.put(exc)
         self.messages.put(None)
 
     def _drain_stderr(self) -> None:
-        self.stderr = self.proc.stderr.read()
+        self.stderr = self.stderr_pipe.read()
 
     def send(self, message: port.Message) -> None:
-        port.write_message(self.proc.stdin, message)
+        port.write_message(self.stdin, message)
 
     def send_raw(self, payload: bytes) -> None:
-        port.write_frame(self.proc.stdin, payload)
-        self.proc.stdin.flush()
+        port.write_frame(self.stdin, payload)
+        self.stdin.flush()
 
     def next(self, timeout: float = TIMEOUT) -> port.Message | None:
         msg = self.messages.get(timeout=timeout)
@@ -74,12 +77,12 @@ class WorkerProcess:
 
     def close(self) -> int:
         """Close stdin (the worker's cue to exit), wait for it, and release the pipes."""
-        self.proc.stdin.close()
+        self.stdin.close()
         status = self.proc.wait(timeout=60)
         for thread in self._threads:
             thread.join(timeout=10)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
+        self.stdout.close()
+        self.stderr_pipe.close()
         return status
 
 
@@ -87,7 +90,7 @@ class WorkerProcess:
 def worker():
     w = WorkerProcess()
     ready = w.next()
-    assert ready.type == "ready", ready
+    assert ready is not None and ready.type == "ready", ready
     w.ready = ready
     yield w
     if w.proc.poll() is None:
@@ -233,14 +236,16 @@ def test_cancel_of_an_unknown_job_is_an_error_not_a_crash(worker):
 
 def test_end_of_input_exits_cleanly():
     w = WorkerProcess()
-    assert w.next().type == "ready"
+    ready = w.next()
+    assert ready is not None and ready.type == "ready"
     assert w.close() == 0
     assert w.next() is None  # stdout closed after nothing but frames
 
 
 def test_end_of_input_during_a_painting_cancels_it_and_exits_cleanly(pngs):
     w = WorkerProcess()
-    assert w.next().type == "ready"
+    ready = w.next()
+    assert ready is not None and ready.type == "ready"
     w.send(port.paint("j-eof", {"size": 96, "iterations": 1000}, pngs[0], [pngs[1]]))
     w.until("progress", job="j-eof")
     assert w.close() == 0

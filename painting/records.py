@@ -1,0 +1,111 @@
+"""The records of the painting catalog: plain frozen values, no database in sight.
+
+`Status` and its two sets, a painting's `PaintingRecord` with its `StyleImage`s, the
+`ImageReference`s that `fsck` and `gc` walk, and painting ids. `painting.catalog` reads and writes
+them; Gallery and Studio pass them around. The loss curve's point is `painting.progress.ProgressPoint`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from painting.errors import InvalidId
+from painting.params import Params
+
+_PAINTING_ID_RE = re.compile(r"[0-9a-f]{32}")
+
+
+class Status(StrEnum):
+    """Where a painting is in its life. The last three are final."""
+
+    QUEUED = "queued"  # stored, not yet handed to a worker
+    WAITING_FOR_STUDIO = "waiting_for_studio"  # Gallery: Studio unreachable, retrying
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+UNFINISHED: frozenset[Status] = frozenset({Status.QUEUED, Status.WAITING_FOR_STUDIO, Status.RUNNING})
+FINISHED: frozenset[Status] = frozenset({Status.DONE, Status.FAILED, Status.CANCELLED})
+
+
+@dataclass(frozen=True)
+class StyleImage:
+    """One style image of a painting and its blend weight (the weights of a painting sum to 1)."""
+
+    image_id: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class PaintingRecord:
+    """A painting (Gallery) or job (Studio) as stored."""
+
+    id: str
+    scope: str
+    created_at: datetime  # aware, UTC
+    updated_at: datetime  # aware, UTC
+    status: Status
+    params: Params
+    content_image: str
+    styles: tuple[StyleImage, ...]
+    preview_image: str | None
+    result_image: str | None
+    iteration: int
+    iterations: int
+    error: str | None
+    remote_id: str | None  # the other side's id for it (Gallery: Studio's job id)
+    remote_url: str | None  # where the other side serves it
+    remote_cursor: str | None  # how far the other side's event stream was read (Last-Event-ID)
+    attempts: int
+    idempotency_key: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status.finished
+
+    @property
+    def style_images(self) -> tuple[str, ...]:
+        return tuple(s.image_id for s in self.styles)
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    """One use of an image by a record: which painting, in which role, which image."""
+
+    painting_id: str
+    role: str  # "content", "style", "preview" or "result"
+    image_id: str
+
+
+def new_painting_id() -> str:
+    """A fresh painting id: 32 lowercase hex digits (a random UUID)."""
+    return uuid.uuid4().hex
+
+
+def check_painting_id(painting_id: object) -> str:
+    """Return `painting_id` if it is well formed (32 lowercase hex digits); raise InvalidId."""
+    if not isinstance(painting_id, str) or not _PAINTING_ID_RE.fullmatch(painting_id):
+        raise InvalidId("That is not a valid painting id.")
+    return painting_id
+
+
+__all__ = [
+    "FINISHED",
+    "UNFINISHED",
+    "ImageReference",
+    "PaintingRecord",
+    "Status",
+    "StyleImage",
+    "check_painting_id",
+    "new_painting_id",
+]
