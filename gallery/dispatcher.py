@@ -26,9 +26,11 @@ from typing import Any
 from gallery import views
 from gallery.errors import StudioJobGone, StudioRejected, StudioUnavailable
 from gallery.studio_client import StudioClient, StudioEvent
-from painting.catalog import UNFINISHED, Catalog, ProgressPoint, Status
+from painting.catalog import Catalog
 from painting.errors import ImageRejected, NotFound
 from painting.images import ImageStore
+from painting.progress import ProgressPoint
+from painting.records import UNFINISHED, Status
 
 log = logging.getLogger("gallery.dispatcher")
 
@@ -176,30 +178,16 @@ class Dispatcher:
     async def _apply(self, painting_id: str, studio_event: StudioEvent) -> bool:
         data = studio_event.data
         if studio_event.type == "progress":
-            loss = data.get("loss") or {}
-            point = ProgressPoint(
-                iteration=int(data.get("iteration", 0)),
-                evaluations=int(data.get("evaluations", 0)),
-                total_loss=_float(loss.get("total")),
-                content_loss=_float(loss.get("content")),
-                style_loss=_float(loss.get("style")),
-                tv_loss=_float(loss.get("tv")),
-                elapsed_s=_float(data.get("elapsed_s")),
-            )
+            try:
+                point = ProgressPoint.from_json(data)
+            except ValueError as exc:  # a Studio of another version: wait for a fix, never record NaN
+                raise StudioUnavailable(f"Studio sent a progress event Gallery cannot read: {exc}") from exc
+            iterations = data.get("iterations")
             preview = await self._copy_image(data.get("preview_image"))
             if self.catalog.record_progress(painting_id, point, preview_image=preview):
                 self.catalog.update(painting_id, remote_cursor=studio_event.id)
-                self.publish(
-                    views.event(
-                        "progress",
-                        painting_id,
-                        iteration=point.iteration,
-                        iterations=int(data.get("iterations") or 0),
-                        loss=views.losses(point),
-                        elapsed_s=point.elapsed_s,
-                        preview_image=preview,
-                    )
-                )
+                total = iterations if isinstance(iterations, int) else self.catalog.get(painting_id).iterations
+                self.publish(views.progress_event(painting_id, point, total, preview))
             return False
         if studio_event.type == "done":
             result = await self._copy_image(data.get("result_image"))
@@ -243,13 +231,6 @@ class Dispatcher:
             )
             if applied:
                 self.publish(views.event("waiting", painting_id, reason=reason))
-
-
-def _float(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
 
 
 __all__ = ["Dispatcher", "backoff_s"]

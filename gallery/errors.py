@@ -1,8 +1,6 @@
-"""Gallery's errors, in one place.
+"""Gallery's errors about Studio, in one place.
 
-    GalleryError                 every error Gallery raises on purpose
-    ├── BadRequest               a request that cannot be taken: missing part, bad params (422)
-    ├── BodyTooLarge             the request body is over the cap (413); raised while it streams in
+    GalleryError                 every error Gallery raises on purpose about Studio
     └── StudioError              a call to Studio did not work
         ├── StudioUnavailable    unreachable, timed out, reset, 5xx: retry later (painting waits)
         │   └── StudioUnauthorized  Studio refused Gallery's token (401/403): a configuration fault,
@@ -10,8 +8,8 @@
         ├── StudioRejected       Studio refused the request (4xx other than 404): do not retry
         └── StudioJobGone        Studio does not know the job (404): send the painting again
 
-Storage errors come from `painting.errors`; `gallery.app` maps both families to HTTP statuses in one
-place: NotFound -> 404, ImageTooLarge/BodyTooLarge -> 413, InvalidImage -> 415, BadRequest -> 422.
+A refused request (BadRequest, BodyTooLarge) is `httpapi.errors`', storage errors are
+`painting.errors`'; `httpapi.errors.add_error_handlers` maps both families to HTTP statuses.
 """
 
 from __future__ import annotations
@@ -19,14 +17,6 @@ from __future__ import annotations
 
 class GalleryError(Exception):
     """Base class of every error Gallery raises on purpose."""
-
-
-class BadRequest(GalleryError):
-    """A request that cannot be taken as it is; the message names the part or field."""
-
-
-class BodyTooLarge(GalleryError):
-    """The request body is larger than the configured cap."""
 
 
 class StudioError(GalleryError):
@@ -50,8 +40,6 @@ class StudioJobGone(StudioError):
 
 
 __all__ = [
-    "BadRequest",
-    "BodyTooLarge",
     "GalleryError",
     "StudioError",
     "StudioJobGone",

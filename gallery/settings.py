@@ -13,6 +13,10 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from httpapi.body import DEFAULT_MAX_BODY_BYTES
+from painting.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from painting.params import MAX_STYLES
+
 # The page beside the packages in a source checkout (also an editable install), wherever Gallery is
 # started from; an installed wheel has no page and needs GALLERY_FRONTEND_DIR (the Gallery image sets it).
 SOURCE_FRONTEND = Path(__file__).resolve().parents[1] / "frontend"
@@ -38,10 +42,10 @@ class GallerySettings(BaseSettings):
         description="The page, served at / when the folder exists.",
     )
 
-    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1, description="Largest request body accepted.")
-    max_image_bytes: int = Field(25 * 1024 * 1024, ge=1, description="Largest image file accepted.")
-    max_image_pixels: int = Field(40_000_000, ge=1, description="Most pixels an image may declare.")
-    max_styles: int = Field(8, ge=1, le=8, description="Most style images per painting.")
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1, description="Largest request body accepted.")
+    max_image_bytes: int = Field(DEFAULT_MAX_BYTES, ge=1, description="Largest image file accepted.")
+    max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="Most pixels an image may declare.")
+    max_styles: int = Field(MAX_STYLES, ge=1, le=MAX_STYLES, description="Most style images per painting.")
 
     studio_connect_timeout_s: float = Field(5.0, gt=0, description="Connecting to Studio.")
     studio_timeout_s: float = Field(60.0, gt=0, description="One Studio call (uploads included).")

@@ -79,20 +79,11 @@ class StudioClient:
         )
         return _json(response)
 
-    async def job(self, job_id: str) -> dict[str, Any]:
-        return _json(await self._call("GET", f"/v1/jobs/{job_id}"))
-
     async def cancel(self, job_id: str) -> dict[str, Any]:
         return _json(await self._call("DELETE", f"/v1/jobs/{job_id}"))
 
     async def image(self, image_id: str) -> bytes:
         return (await self._call("GET", f"/v1/images/{image_id}")).content
-
-    async def ready(self) -> bool:
-        try:
-            return (await self._http.get("/health/ready")).status_code == 200
-        except httpx.TransportError:
-            return False
 
     async def events(self, job_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StudioEvent]:
         """The job's events after `last_event_id`, live, until a terminal one or the stream ends."""

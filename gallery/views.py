@@ -2,34 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from painting.catalog import PaintingRecord, ProgressPoint
-
-
-def finite(value: Any) -> Any:
-    """`value` with every NaN or infinite float replaced by None (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value
-
-
-def losses(point: ProgressPoint) -> dict[str, float]:
-    return {"total": point.total_loss, "content": point.content_loss, "style": point.style_loss, "tv": point.tv_loss}
-
-
-def progress_json(point: ProgressPoint) -> dict[str, Any]:
-    return {
-        "iteration": point.iteration,
-        "evaluations": point.evaluations,
-        "loss": losses(point),
-        "elapsed_s": point.elapsed_s,
-    }
+from painting.progress import ProgressPoint, json_safe
+from painting.records import PaintingRecord
 
 
 def painting_json(record: PaintingRecord, progress: list[ProgressPoint] | None = None) -> dict[str, Any]:
@@ -49,13 +25,20 @@ def painting_json(record: PaintingRecord, progress: list[ProgressPoint] | None =
         "error": record.error,
     }
     if progress is not None:
-        body["progress"] = [progress_json(p) for p in progress]
-    return finite(body)
+        body["progress"] = [p.to_json() for p in progress]
+    return json_safe(body)
 
 
 def event(kind: str, painting_id: str, **fields: Any) -> dict[str, Any]:
     """A WebSocket event: {"type": "painting.<kind>", "id": ..., **fields}."""
-    return finite({"type": f"painting.{kind}", "id": painting_id, **fields})
+    return json_safe({"type": f"painting.{kind}", "id": painting_id, **fields})
 
 
-__all__ = ["event", "finite", "losses", "painting_json", "progress_json"]
+def progress_event(
+    painting_id: str, point: ProgressPoint, iterations: int, preview_image: str | None
+) -> dict[str, Any]:
+    """The WebSocket's `painting.progress`: the point in its one JSON shape, the run's length, the preview."""
+    return event("progress", painting_id, iterations=iterations, preview_image=preview_image, **point.to_json())
+
+
+__all__ = ["event", "painting_json", "progress_event"]

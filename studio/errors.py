@@ -1,13 +1,10 @@
 """Studio's errors, in one place.
 
     StudioError                  every error Studio raises on purpose
-    ├── WorkerCrashed            a worker process died (mid-job: the job is resumed once, then failed)
-    ├── WorkerNotReady           no worker is up with its model loaded (reason in the message)
-    ├── BadRequest               a job request that cannot be taken: missing part, bad params (422)
-    └── BodyTooLarge             the request body is over the cap (413); raised while it streams in
+    └── WorkerCrashed            a worker process died (mid-job: the job is resumed once, then failed)
 
-Storage errors come from `painting.errors`; `studio.app` maps both families to HTTP statuses in one
-place: NotFound -> 404, ImageTooLarge/BodyTooLarge -> 413, InvalidImage -> 415, BadRequest -> 422.
+A refused request (BadRequest, BodyTooLarge) is `httpapi.errors`', storage errors are
+`painting.errors`'; `httpapi.errors.add_error_handlers` maps both families to HTTP statuses.
 """
 
 from __future__ import annotations
@@ -25,16 +22,4 @@ class WorkerCrashed(StudioError):
         self.job = job
 
 
-class WorkerNotReady(StudioError):
-    """No worker is up with its model loaded."""
-
-
-class BadRequest(StudioError):
-    """A job request that cannot be taken as it is; the message names the part or field."""
-
-
-class BodyTooLarge(StudioError):
-    """The request body is larger than the configured cap."""
-
-
-__all__ = ["BadRequest", "BodyTooLarge", "StudioError", "WorkerCrashed", "WorkerNotReady"]
+__all__ = ["StudioError", "WorkerCrashed"]

@@ -15,7 +15,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from painting.params import MAX_SIZE, MIN_SIZE
+from httpapi.body import DEFAULT_MAX_BODY_BYTES
+from painting.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from painting.params import MAX_SIZE, MAX_STYLES, MIN_SIZE
 
 
 def _default_worker_command() -> list[str]:
@@ -48,10 +50,10 @@ class StudioSettings(BaseSettings):
     ping_timeout_s: float = Field(20.0, gt=0, description="A worker that has not answered by then is hung.")
     shutdown_timeout_s: float = Field(5.0, gt=0, description="After closing stdin, how long before a kill.")
 
-    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1, description="Largest request body accepted.")
-    max_image_bytes: int = Field(25 * 1024 * 1024, ge=1, description="Largest image file accepted.")
-    max_image_pixels: int = Field(40_000_000, ge=1, description="Most pixels an image may declare.")
-    max_styles: int = Field(8, ge=1, le=8, description="Most style images per job.")
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1, description="Largest request body accepted.")
+    max_image_bytes: int = Field(DEFAULT_MAX_BYTES, ge=1, description="Largest image file accepted.")
+    max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="Most pixels an image may declare.")
+    max_styles: int = Field(MAX_STYLES, ge=1, le=MAX_STYLES, description="Most style images per job.")
     max_size: int = Field(
         MAX_SIZE,
         ge=MIN_SIZE,

@@ -116,9 +116,6 @@ class Supervisor:
                 return "running"
         return "unknown"
 
-    def worker_pids(self) -> list[int]:
-        return [slot.proc.pid for slot in self._slots if slot.proc is not None and slot.proc.poll() is None]
-
     async def stop(self) -> None:
         """Close every worker's stdin, wait up to `shutdown_timeout_s`, then kill; reap them all."""
         self._stopping = True
@@ -268,7 +265,7 @@ class _Slot:
 
     async def _send(self, message: port.Message) -> None:
         proc = self.proc
-        if proc is None:
+        if proc is None or proc.stdin is None:
             return
         async with self._write_lock:
             try:
@@ -299,7 +296,8 @@ class _Slot:
                 proc.kill()
         status = await asyncio.to_thread(proc.wait)
         with contextlib.suppress(OSError):
-            proc.stdin.close()
+            if proc.stdin is not None:
+                proc.stdin.close()
         return status
 
     async def shut_down(self) -> None:
@@ -308,7 +306,8 @@ class _Slot:
         if proc is None:
             return
         with contextlib.suppress(OSError, ValueError):
-            proc.stdin.close()  # asks for a clean exit
+            if proc.stdin is not None:
+                proc.stdin.close()  # asks for a clean exit
         try:
             await asyncio.wait_for(asyncio.to_thread(proc.wait), self.sup.shutdown_timeout_s)
         except TimeoutError:
@@ -324,9 +323,11 @@ def _read_messages(proc: subprocess.Popen, inbox: asyncio.Queue, loop: asyncio.A
             loop.call_soon_threadsafe(inbox.put_nowait, item)
 
     why = None
+    stdout = proc.stdout
+    assert stdout is not None, "the worker is started with stdout=PIPE"
     while True:
         try:
-            message = port.read_message(proc.stdout)
+            message = port.read_message(stdout)
         except port.ProtocolError as exc:
             if exc.fatal:
                 why = f"the worker broke the protocol: {exc}"

@@ -1,6 +1,6 @@
 """Gallery for real: uvicorn in a thread on a free loopback port; Studio for real in a subprocess.
 
-Studio is started as in tests/studio/conftest.py (copied, not imported: the two test folders stay
+Studio is started as in tests/studio_process.py (copied, not imported: the two test folders stay
 independent; generic helpers come from tests/support.py). Helpers are fixtures, so no test module
 imports this file by name.
 """
@@ -165,8 +165,14 @@ def real_studio(tmp_path_factory) -> Iterator[StudioProcess]:
 def gallery_factory(tmp_path: Path) -> Iterator[Callable[..., GalleryServer]]:
     started: list[GalleryServer] = []
 
-    def start(studio_url: str, *, name: str = "gallery", **kwargs: object) -> GalleryServer:
-        server = GalleryServer(tmp_path / name, studio_url, **kwargs)
+    def start(
+        studio_url: str,
+        *,
+        name: str = "gallery",
+        transport: httpx.AsyncBaseTransport | None = None,
+        **overrides: object,
+    ) -> GalleryServer:
+        server = GalleryServer(tmp_path / name, studio_url, transport=transport, **overrides)
         started.append(server)
         return server
 

@@ -8,8 +8,10 @@ import threading
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
-from painting.catalog import Catalog, Status
+from painting.catalog import Catalog
+from painting.records import Status
 
 pytestmark = pytest.mark.slow
 
@@ -197,7 +199,7 @@ def test_websocket_from_another_origin_is_refused(gallery, origin):
 
 def test_websocket_from_an_allowed_origin_is_accepted(real_studio, gallery_factory):
     gallery = gallery_factory(real_studio.url, allowed_origins=["https://paint.example"])
-    with connect(gallery.url.replace("http", "ws") + "/ws", origin="https://paint.example", open_timeout=10):
+    with connect(gallery.url.replace("http", "ws") + "/ws", origin=Origin("https://paint.example"), open_timeout=10):
         pass
     with pytest.raises(InvalidStatus), connect(gallery.url.replace("http", "ws") + "/ws", origin=gallery.origin):
         pass

@@ -55,7 +55,7 @@ def page(browser):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.errors = errors  # type: ignore[attr-defined]
+    page.errors = errors
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"

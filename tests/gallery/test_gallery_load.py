@@ -14,7 +14,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from painting.catalog import Catalog, Status
+from painting.catalog import Catalog
+from painting.records import Status
 
 from support import png
 
@@ -36,7 +37,7 @@ def gallery(real_studio, gallery_factory):
 
 def hub_of(gallery):
     """The Hub of the Gallery app uvicorn serves (config.app is the FastAPI app given to it)."""
-    return gallery.server.config.app.state.hub
+    return gallery.server.config.app.state.gallery.hub
 
 
 async def _listen(ws, events: list[dict], painting_id: asyncio.Future) -> None:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 
+from painting.progress import ProgressPoint
 from pycasso import port
 
 
@@ -26,7 +27,7 @@ def main() -> int:
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     lock = threading.Lock()
     jobs: queue.Queue = queue.Queue()
-    cancelled: set[str] = set()
+    cancelled: set[str | None] = set()
 
     def send(message: port.Message) -> None:
         with lock:
@@ -56,9 +57,9 @@ def main() -> int:
                 send(port.cancelled(job.job))
                 break
             time.sleep(0.02)
-            loss = {"total": 100.0 / i, "content": 1.0, "style": 2.0, "tv": 0.5}
+            point = ProgressPoint(i, i, 100.0 / i, 1.0, 2.0, 0.5, 0.02 * i)
             preview = content if every and i % every == 0 and i < params["iterations"] else None
-            send(port.progress(job.job, i, params["iterations"], i, loss, 0.02 * i, preview))
+            send(port.progress(job.job, params["iterations"], point, preview))
         else:
             # The result is the init image of a resumed run, else the style: a test can see a resume.
             result = (job.blobs("init") or job.blobs("style"))[0]

@@ -6,7 +6,9 @@ import struct
 import zlib
 
 import httpx
-from conftest import TOKEN, png, read_events
+
+from studio_process import TOKEN, read_events
+from support import png
 
 MULTIPART = {"Content-Type": "multipart/form-data; boundary=b"}
 

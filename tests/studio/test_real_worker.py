@@ -10,8 +10,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import StudioProcess, read_events
 from PIL import Image
+
+from studio_process import StudioProcess, read_events
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""The supervisor's fault handling, with Studio for real and the fake worker (plus Jobs in-process)."""
+"""The supervisor's fault handling, with Studio for real and the fake worker (plus Jobs and JobRunner in-process)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,16 @@ import os
 import signal
 import sys
 
-from conftest import FAKE_WORKER, png, read_events
-
-from painting.catalog import Catalog, ProgressPoint, Status
+from painting.catalog import Catalog
 from painting.images import ImageStore
+from painting.progress import ProgressPoint
+from painting.records import Status
+from studio.events import JobEvents
 from studio.jobs import Jobs
+from studio.runner import JobRunner
+
+from studio_process import FAKE_WORKER, read_events
+from support import png
 
 
 def _kill_worker_after(studio, job_id: str, iteration: int) -> list[dict]:
@@ -93,21 +98,24 @@ def test_studio_restart_keeps_results_and_requeues_unfinished_jobs(studio_factor
 def test_paint_message_resumes_from_the_last_preview(tmp_path):
     catalog = Catalog.open(None, tmp_path, scope="studio")
     images = ImageStore(tmp_path / "images")
-    jobs = Jobs(catalog, images)
+    events = JobEvents(catalog)
+    jobs = Jobs(catalog, images, events, cancel_running=lambda job_id: "unknown")
+    runner = JobRunner(catalog, images, events)
     record, created = jobs.create(png(40, 30), [png(30, 30, (0, 0, 255))], '{"size": 48, "iterations": 50}')
     assert created and record.status == Status.QUEUED
-    first = jobs.paint_message(record.id)
+    first = runner.paint_message(record.id)
     assert first is not None and first.blobs("init") == [] and "start_iteration" not in first.fields
     preview = images.put(png(40, 30, (9, 9, 9))).id
     for i in range(1, 14):
         point = ProgressPoint(i, i, 1.0, 1.0, 1.0, 1.0, 0.1 * i)
         catalog.record_progress(record.id, point, preview_image=preview if i == 10 else None)
-    assert jobs.on_worker_died(record.id) is True
-    resumed = jobs.paint_message(record.id)
+    assert runner.on_worker_died(record.id) is True
+    resumed = runner.paint_message(record.id)
+    assert resumed is not None
     assert resumed.blobs("init") == [images.read(preview)] and resumed.get("start_iteration") == 10
-    assert jobs.on_worker_died(record.id) is False
+    assert runner.on_worker_died(record.id) is False
     assert catalog.get(record.id).error == "worker crashed twice"
-    assert jobs.paint_message(record.id) is None
+    assert runner.paint_message(record.id) is None
     catalog.close()
 
 

@@ -1,0 +1,46 @@
+"""What a running Gallery holds, and the one typed way routes get it.
+
+    @router.get("/paintings")
+    async def list_paintings(gallery: GalleryDep) -> ...:
+        gallery.catalog.newest(...)
+
+The lifespan builds one `GalleryState` and keeps it on the app; `GalleryDep` is the dependency
+that hands it to a route, so a misspelt attribute is a type error, not a failed request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from gallery.dispatcher import Dispatcher
+from gallery.hub import Hub
+from gallery.settings import GallerySettings
+from painting.catalog import Catalog
+from painting.images import ImageStore
+
+
+@dataclass(frozen=True)
+class GalleryState:
+    """The parts of one running Gallery."""
+
+    settings: GallerySettings
+    catalog: Catalog
+    images: ImageStore
+    dispatcher: Dispatcher
+    hub: Hub
+
+
+def gallery_state(connection: HTTPConnection) -> GalleryState:
+    """The running Gallery of the app serving this request or WebSocket (set by the lifespan)."""
+    state = connection.app.state.gallery
+    assert isinstance(state, GalleryState), "Gallery's lifespan has not run"
+    return state
+
+
+GalleryDep = Annotated[GalleryState, Depends(gallery_state)]
+
+__all__ = ["GalleryDep", "GalleryState", "gallery_state"]

@@ -1,0 +1,131 @@
+"""A job's event stream: recording what happens to a job, publishing it, and replaying it over SSE.
+
+    events = JobEvents(catalog)
+    events.progress(job_id, point, iterations, preview_id)   # store the point, publish `progress`
+    events.finish(job_id, Status.DONE, result_image=...)      # store the ending, publish `done`
+    async for text in events.stream(job_id, after=last_event_id): ...   # SSE text
+
+Every progress point and every ending is stored and published here and nowhere else, so what a
+reader is sent live is exactly what a later replay from the catalog sends.
+
+Event ids: a `progress` event's id is its iteration; an ending (`done`, `failed`, `cancelled`) has
+the job's last iteration + 1. Ids only grow for a reader, so "everything after Last-Event-ID"
+replays what was missed and nothing twice (a resumed run repeats iterations; their ids are at or
+below what a reader has already seen, and are skipped). Replay reads the catalog, so it survives
+a Studio restart; live events come from in-memory subscriptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from painting.catalog import Catalog
+from painting.progress import ProgressPoint, json_safe
+from painting.records import PaintingRecord, Status
+
+RUNNABLE = frozenset({Status.QUEUED, Status.RUNNING})
+
+
+@dataclass(frozen=True)
+class Event:
+    """One Server-Sent Event of a job: `progress`, `done`, `failed` or `cancelled`."""
+
+    id: int
+    type: str
+    data: dict[str, Any]
+
+    @property
+    def ending(self) -> bool:
+        return self.type != "progress"
+
+    def encode(self) -> str:
+        data = json.dumps(json_safe(self.data), separators=(",", ":"))
+        return f"id: {self.id}\nevent: {self.type}\ndata: {data}\n\n"
+
+
+def progress_event(job_id: str, point: ProgressPoint, iterations: int, preview: str | None) -> Event:
+    data = {"job": job_id, "iterations": iterations, "preview_image": preview, **point.to_json()}
+    return Event(point.iteration, "progress", data)
+
+
+def ending_event(record: PaintingRecord) -> Event:
+    event_id = record.iteration + 1
+    if record.status == Status.DONE:
+        return Event(event_id, "done", {"job": record.id, "result_image": record.result_image})
+    if record.status == Status.FAILED:
+        return Event(event_id, "failed", {"job": record.id, "error": record.error})
+    return Event(event_id, "cancelled", {"job": record.id})
+
+
+class JobEvents:
+    """Records each job's progress and ending in the catalog and publishes them to subscribers."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._subscribers: dict[str, set[asyncio.Queue[Event]]] = {}
+
+    def progress(self, job_id: str, point: ProgressPoint, iterations: int, preview_image: str | None) -> bool:
+        """Store a point of a running job and publish it; False (nothing done) if the job is not running."""
+        if not self.catalog.record_progress(job_id, point, preview_image=preview_image, only_if={Status.RUNNING}):
+            return False
+        self._publish(job_id, progress_event(job_id, point, iterations, preview_image))
+        return True
+
+    def finish(self, job_id: str, status: Status, **fields: Any) -> bool:
+        """End a queued or running job with `status` (and record `fields`) and publish the ending.
+
+        False, and nothing published, when the job had already ended.
+        """
+        if not self.catalog.transition(job_id, status, from_=RUNNABLE, **fields):
+            return False
+        self._publish(job_id, ending_event(self.catalog.get(job_id)))
+        return True
+
+    async def stream(self, job_id: str, *, after: int = -1, keepalive_s: float = 15.0) -> AsyncIterator[str]:
+        """SSE text for a job: what happened after event `after`, then live, until it ends."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._subscribers.setdefault(job_id, set()).add(queue)
+        try:
+            record = self.catalog.get(job_id)
+            points = self.catalog.progress(job_id)
+            last = after
+            for i, point in enumerate(points):
+                if point.iteration > last:
+                    preview = record.preview_image if i == len(points) - 1 else None
+                    yield progress_event(job_id, point, record.iterations, preview).encode()
+                    last = point.iteration
+            record = self.catalog.get(job_id)
+            if record.finished:
+                ending = ending_event(record)
+                if ending.id > last:
+                    yield ending.encode()
+                return
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), keepalive_s)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if event.id <= last:
+                    continue
+                yield event.encode()
+                last = event.id
+                if event.ending:
+                    return
+        finally:
+            subscribers = self._subscribers.get(job_id)
+            if subscribers is not None:
+                subscribers.discard(queue)
+                if not subscribers:
+                    del self._subscribers[job_id]
+
+    def _publish(self, job_id: str, event: Event) -> None:
+        for queue in self._subscribers.get(job_id, ()):
+            queue.put_nowait(event)
+
+
+__all__ = ["RUNNABLE", "Event", "JobEvents"]

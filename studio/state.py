@@ -1,0 +1,38 @@
+"""What a running Studio holds, and the one typed way routes get it (see `gallery.state`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from painting.images import ImageStore
+from studio.events import JobEvents
+from studio.jobs import Jobs
+from studio.settings import StudioSettings
+from studio.supervisor import Supervisor
+
+
+@dataclass(frozen=True)
+class StudioState:
+    """The parts of one running Studio."""
+
+    settings: StudioSettings
+    jobs: Jobs
+    events: JobEvents
+    images: ImageStore
+    supervisor: Supervisor
+
+
+def studio_state(connection: HTTPConnection) -> StudioState:
+    """The running Studio of the app serving this request (set by the lifespan)."""
+    state = connection.app.state.studio
+    assert isinstance(state, StudioState), "Studio's lifespan has not run"
+    return state
+
+
+StudioDep = Annotated[StudioState, Depends(studio_state)]
+
+__all__ = ["StudioDep", "StudioState", "studio_state"]
