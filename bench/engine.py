@@ -159,7 +159,8 @@ def run_engine(
         marks.append((it.evaluations, it.elapsed_s))
 
     # should_stop runs at the start of every evaluation: stop once `evaluations` have been made.
-    engine._loss_fn = counting_loss_fn  # instance attribute: counts evaluations, nothing else changes
+    # An instance attribute shadowing the method on purpose: counts evaluations, nothing else changes.
+    engine._loss_fn = counting_loss_fn  # type: ignore[method-assign]
     try:
         try:
             result = engine.paint(
@@ -246,6 +247,35 @@ class _Budget(Exception):
     pass
 
 
+def _reference_call(reference: Reference, x: np.ndarray, budget: int, chunk: int, starts: list[float]) -> np.ndarray:
+    """One `fmin_l_bfgs_b(loss, x, fprime=grads, maxfun=chunk)` call from `x`, held to `budget`
+    evaluations (their start times go to `starts`): its last iterate."""
+    used = 0
+    cache: dict[str, np.ndarray] = {}
+    last = {"x": x}
+
+    def loss(xk: np.ndarray) -> float:
+        nonlocal used
+        if used >= budget:
+            raise _Budget
+        used += 1
+        starts.append(time.perf_counter())
+        value, cache["grads"] = reference.eval_loss_and_grads(xk)
+        return value
+
+    def grads(xk: np.ndarray) -> np.ndarray:
+        return cache["grads"]  # the Evaluator trick: computed together with the loss
+
+    def remember(xk: np.ndarray) -> None:
+        last["x"] = np.array(xk)
+
+    try:
+        x, _, _ = scipy.optimize.fmin_l_bfgs_b(loss, x, fprime=grads, maxfun=chunk, callback=remember)
+    except _Budget:
+        x = last["x"]
+    return x
+
+
 def run_reference(reference: Reference, evaluations: int, chunk: int = CHUNK) -> ReferenceRun:
     """`fmin_l_bfgs_b(loss, x, fprime=grads, maxfun=20)` restarted from its result, as the Keras
     example does, for exactly `evaluations` evaluations. scipy's maxfun=20 actually makes 21 (it stops
@@ -255,31 +285,8 @@ def run_reference(reference: Reference, evaluations: int, chunk: int = CHUNK) ->
     x = reference.x0
     restarts = 0
     while len(starts) < evaluations:
-        budget = min(chunk, evaluations - len(starts))
-        used = 0
-        cache: dict[str, np.ndarray] = {}
-        last = {"x": x}
-
-        def loss(xk: np.ndarray, budget=budget, cache=cache) -> float:
-            nonlocal used
-            if used >= budget:
-                raise _Budget
-            used += 1
-            starts.append(time.perf_counter())
-            value, cache["grads"] = reference.eval_loss_and_grads(xk)
-            return value
-
-        def grads(xk: np.ndarray, cache=cache) -> np.ndarray:
-            return cache["grads"]  # the Evaluator trick: computed together with the loss
-
-        def remember(xk: np.ndarray, last=last) -> None:
-            last["x"] = np.array(xk)
-
         restarts += 1
-        try:
-            x, _, _ = scipy.optimize.fmin_l_bfgs_b(loss, x, fprime=grads, maxfun=chunk, callback=remember)
-        except _Budget:
-            x = last["x"]
+        x = _reference_call(reference, x, min(chunk, evaluations - len(starts)), chunk, starts)
     intervals = list(np.diff(starts[1:]))
     s_per_eval = _median(intervals)
     first = starts[1] - starts[0] if len(starts) > 1 else math.nan

@@ -27,9 +27,13 @@ def test_every_setting_says_what_it_is_for():
 
 
 def test_the_two_commands_are_the_makefiles_and_run_starts_the_service():
-    first_block = re.search(r"```sh\n(.*?)```", README, re.S).group(1)
+    sh_block = re.search(r"```sh\n(.*?)```", README, re.S)
+    assert sh_block, "the README has no ```sh block"
+    first_block = sh_block.group(1)
     assert [line.split()[:2] for line in first_block.splitlines()] == [["make", "run"], ["make", "test"]]
     makefile = (REPO / "Makefile").read_text()
-    run_recipe = re.search(r"^run: .*\n((?:\t.*\n)+)", makefile, re.M).group(1)
+    run_rule = re.search(r"^run: .*\n((?:\t.*\n)+)", makefile, re.M)
+    assert run_rule, "the Makefile has no `run` rule"
+    run_recipe = run_rule.group(1)
     assert "deep-painting serve" in run_recipe
     assert "make test" in (REPO / ".ci/run").read_text()

