@@ -23,21 +23,22 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast, get_args
 
 import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from painting import db
-from painting.errors import CatalogError, CorruptRecord, NotFound
+from painting.errors import CatalogError, CorruptRecord, NotFound, StorageUnavailable
 from painting.images import check_image_id
 from painting.params import Params
 from painting.progress import ProgressPoint
 from painting.records import (
+    FINISHED,
     UNFINISHED,
     ImageReference,
     PaintingRecord,
@@ -50,7 +51,19 @@ from painting.records import (
 CATALOG_FILENAME = "catalog.sqlite3"
 MAX_PAGE = 500
 MAX_ERROR_CHARS = 10_000
+RemoteAction = Literal["cancel", "forget"]
+REMOTE_ACTIONS: tuple[RemoteAction, ...] = get_args(RemoteAction)
 _SCOPE_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_OWNER_RE = re.compile(r"[0-9a-f]{64}")
+# What a database says when the fault is the machine's (disk full or read-only, I/O error, server
+# gone), as opposed to a bug or a constraint: the callers may try again later.
+_UNAVAILABLE = (OperationalError, InterfaceError)
+
+
+def _reason(exc: Exception) -> str:
+    """The database's own words, first line only (no SQL, no parameters)."""
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0][:300] if str(orig).strip() else type(orig).__name__
 
 
 # Fields `update` and `transition` may set, each with its check.
@@ -100,6 +113,12 @@ def _checked_fields(fields: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"unknown painting fields: {', '.join(sorted(unknown))}")
     return {name: _FIELDS[name](value) for name, value in fields.items()}
+
+
+def _checked_owner(owner: str | None) -> str | None:
+    if owner is not None and not _OWNER_RE.fullmatch(owner):
+        raise ValueError("an owner is a digest: 64 lowercase hex digits")
+    return owner
 
 
 def _statuses(statuses: Iterable[Status | str]) -> list[str]:
@@ -169,13 +188,30 @@ class Catalog:
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with Session(self._engine) as session, session.begin():
-            yield session
+        try:
+            with Session(self._engine) as session, session.begin():
+                yield session
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(f"The painting database cannot be read: {_reason(exc)}") from exc
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
-        with Session(self._writer) as session, session.begin():
-            yield session
+        try:
+            with Session(self._writer) as session, session.begin():
+                yield session
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(f"The painting database cannot be written: {_reason(exc)}") from exc
+
+    def check_writable(self) -> None:
+        """Write one small row (this scope's health row); StorageUnavailable when the database cannot.
+
+        A read would succeed on a read-only or full disk; readiness must know that writes work.
+        """
+        dialect = postgresql if self.backend == "postgresql" else sqlite
+        now = _now()
+        upsert = dialect.insert(db.HealthRow).values(scope=self.scope, checked_at=now)
+        with self._write() as s:
+            s.execute(upsert.on_conflict_do_update(index_elements=["scope"], set_={"checked_at": now}))
 
     # -- creating ------------------------------------------------------------------------------
 
@@ -188,6 +224,7 @@ class Catalog:
         status: Status = Status.QUEUED,
         painting_id: str | None = None,
         idempotency_key: str | None = None,
+        owner: str | None = None,
         remote_id: str | None = None,
         remote_url: str | None = None,
     ) -> PaintingRecord:
@@ -224,6 +261,7 @@ class Catalog:
             "remote_cursor": None,
             "attempts": 0,
             "idempotency_key": idempotency_key,
+            "owner": _checked_owner(owner),
             **fields,
         }
         styles = [
@@ -270,9 +308,15 @@ class Catalog:
         return None if row is None else self._records(s, [row])[0]
 
     def newest(
-        self, *, limit: int = 20, offset: int = 0, statuses: Collection[Status] | None = None
+        self,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+        statuses: Collection[Status] | None = None,
+        owner: str | None = None,
     ) -> list[PaintingRecord]:
-        """Paintings newest first: `limit` of them (1 to 500) after skipping `offset`."""
+        """Paintings newest first: `limit` of them (1 to 500) after skipping `offset`; only
+        `owner`'s when given."""
         if not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
         if offset < 0:
@@ -280,16 +324,20 @@ class Catalog:
         query = sa.select(db.PaintingRow).where(db.PaintingRow.scope == self.scope)
         if statuses is not None:
             query = query.where(db.PaintingRow.status.in_(_statuses(statuses)))
+        if owner is not None:
+            query = query.where(db.PaintingRow.owner == owner)
         query = query.order_by(db.PaintingRow.created_at.desc(), db.PaintingRow.id.desc())
         with self._read() as s:
             rows = list(s.scalars(query.limit(limit).offset(offset)))
             return self._records(s, rows)
 
-    def count(self, *, statuses: Collection[Status] | None = None) -> int:
-        """How many paintings there are (with one of `statuses`, when given)."""
+    def count(self, *, statuses: Collection[Status] | None = None, owner: str | None = None) -> int:
+        """How many paintings there are (with one of `statuses`, and `owner`'s, when given)."""
         query = sa.select(sa.func.count()).select_from(db.PaintingRow).where(db.PaintingRow.scope == self.scope)
         if statuses is not None:
             query = query.where(db.PaintingRow.status.in_(_statuses(statuses)))
+        if owner is not None:
+            query = query.where(db.PaintingRow.owner == owner)
         with self._read() as s:
             return int(s.execute(query).scalar_one())
 
@@ -302,6 +350,18 @@ class Catalog:
         )
         with self._read() as s:
             return self._records(s, list(s.scalars(query)))
+
+    def finished_before(self, cutoff: datetime, *, limit: int = MAX_PAGE) -> list[str]:
+        """Ids of paintings that ended (done, failed, cancelled) and last changed before `cutoff`."""
+        p = db.PaintingRow
+        query = (
+            sa.select(p.id)
+            .where(p.scope == self.scope, p.status.in_(_statuses(FINISHED)), p.updated_at < cutoff)
+            .order_by(p.updated_at, p.id)
+            .limit(limit)
+        )
+        with self._read() as s:
+            return list(s.scalars(query))
 
     def progress(self, painting_id: str) -> list[ProgressPoint]:
         """The loss curve of a painting, by iteration; raises NotFound."""
@@ -325,6 +385,18 @@ class Catalog:
                 )
                 for r in rows
             ]
+
+    def last_iteration(self, painting_id: str) -> int:
+        """The highest iteration the painting has reached: its loss curve's last point or its record's
+        iteration, whichever is higher. A resumed run repeats iterations; this never goes back."""
+        check_painting_id(painting_id)
+        with self._read() as s:
+            self._require(s, painting_id)
+            top = s.scalar(
+                sa.select(sa.func.max(db.ProgressRow.iteration)).where(db.ProgressRow.painting_id == painting_id)
+            )
+            own = s.scalar(sa.select(db.PaintingRow.iteration).where(db.PaintingRow.id == painting_id))
+            return max(top or 0, own or 0)
 
     def _require(self, s: Session, painting_id: str) -> None:
         found = s.scalar(
@@ -371,6 +443,7 @@ class Catalog:
             remote_cursor=row.remote_cursor,
             attempts=row.attempts,
             idempotency_key=row.idempotency_key,
+            owner=row.owner,
         )
 
     # -- changing ------------------------------------------------------------------------------
@@ -395,12 +468,15 @@ class Catalog:
         *,
         from_: Iterable[Status] = UNFINISHED,
         bump_attempts: bool = False,
+        cancel_remote: bool = False,
         **fields: Any,
     ) -> bool:
         """Move a painting to status `to`, only if its status is one of `from_`; set `fields` too.
 
         Returns whether it applied (False: the status was something else, nothing changed).
         Atomic: the check and the change are one UPDATE. `bump_attempts` adds 1 to `attempts`.
+        `cancel_remote`: when it applied, the painting's remote job (if any) is added to
+        `remote_actions` as "cancel" in the same transaction.
         Fields: preview_image, result_image, iteration, attempts, error, remote_id, remote_url,
         remote_cursor. Raises NotFound, TypeError for an unknown field, ValueError for a bad value.
         """
@@ -409,7 +485,12 @@ class Catalog:
         if bump_attempts:
             values["attempts"] = db.PaintingRow.attempts + 1
         with self._write() as s:
-            return self._conditional_update(s, painting_id, list(from_), values)
+            applied = self._conditional_update(s, painting_id, list(from_), values)
+            if applied and cancel_remote:
+                remote_id = s.scalar(sa.select(db.PaintingRow.remote_id).where(db.PaintingRow.id == painting_id))
+                if remote_id is not None:
+                    self._add_remote_action(s, remote_id, "cancel")
+            return applied
 
     def update(self, painting_id: str, *, only_if: Iterable[Status] | None = None, **fields: Any) -> bool:
         """Set some fields (not the status) of a painting; see `transition` for the fields.
@@ -463,23 +544,62 @@ class Catalog:
             s.execute(upsert)
             return True
 
-    def delete(self, painting_id: str) -> bool:
+    def delete(self, painting_id: str, *, forget_remote: bool = False) -> bool:
         """Remove a painting and its history; return whether there was one.
 
-        Its images stay in the store until `painting.gc.collect` finds nothing refers to them.
+        With `forget_remote`, its remote job (if it has one) is added to `remote_actions` as
+        "forget" in the same transaction, so the intent to stop it and have the other side delete
+        it survives whatever happens next. Its images stay in the store until `painting.fsck.gc`
+        (or `collect`) finds nothing refers to them.
         """
         check_painting_id(painting_id)
+        p = db.PaintingRow
         with self._write() as s:
-            found = s.scalar(
-                sa.select(db.PaintingRow.id).where(db.PaintingRow.id == painting_id, db.PaintingRow.scope == self.scope)
-            )
+            found = s.execute(sa.select(p.remote_id).where(p.id == painting_id, p.scope == self.scope)).first()
             if found is None:
                 return False
+            if forget_remote and found.remote_id is not None:
+                self._add_remote_action(s, found.remote_id, "forget")
             # The foreign keys cascade too; deleting explicitly does not depend on SQLite's pragma.
             s.execute(sa.delete(db.ProgressRow).where(db.ProgressRow.painting_id == painting_id))
             s.execute(sa.delete(db.StyleRow).where(db.StyleRow.painting_id == painting_id))
             s.execute(sa.delete(db.PaintingRow).where(db.PaintingRow.id == painting_id))
             return True
+
+    # -- what the other side must still do ----------------------------------------------------
+
+    def add_remote_action(self, remote_id: str, action: RemoteAction) -> None:
+        """Remember that the other side must `cancel` or `forget` its job `remote_id` (idempotent;
+        a forget replaces a cancel, never the other way round)."""
+        _checked_fields({"remote_id": remote_id})
+        with self._write() as s:
+            self._add_remote_action(s, remote_id, action)
+
+    def _add_remote_action(self, s: Session, remote_id: str, action: RemoteAction) -> None:
+        if action not in REMOTE_ACTIONS:
+            raise ValueError(f"a remote action is one of {REMOTE_ACTIONS}, not {action!r}")
+        dialect = postgresql if self.backend == "postgresql" else sqlite
+        row = {"scope": self.scope, "remote_id": remote_id, "action": action, "created_at": _now()}
+        insert = dialect.insert(db.RemoteActionRow).values(row)
+        keys = ["scope", "remote_id"]
+        if action == "forget":
+            s.execute(insert.on_conflict_do_update(index_elements=keys, set_={"action": action}))
+        else:
+            s.execute(insert.on_conflict_do_nothing(index_elements=keys))
+
+    def remote_actions(self) -> list[tuple[str, RemoteAction]]:
+        """(remote job id, action) still to confirm, oldest first."""
+        r = db.RemoteActionRow
+        query = sa.select(r.remote_id, r.action).where(r.scope == self.scope).order_by(r.created_at, r.remote_id)
+        with self._read() as s:
+            return [(remote_id, cast(RemoteAction, action)) for remote_id, action in s.execute(query)]
+
+    def remove_remote_action(self, remote_id: str, action: RemoteAction) -> None:
+        """The other side confirmed `action` (or no longer knows the job): forget the intent, unless a
+        later one (a forget after a cancel) replaced it meanwhile."""
+        r = db.RemoteActionRow
+        with self._write() as s:
+            s.execute(sa.delete(r).where(r.scope == self.scope, r.remote_id == remote_id, r.action == action))
 
     # -- images, across every scope ------------------------------------------------------------
 
@@ -512,9 +632,19 @@ class Catalog:
                     found.append((row.id, str(exc)))
         return found
 
+    def owner_has_image(self, owner: str, image_id: str) -> bool:
+        """Whether one of `owner`'s paintings in this scope refers to the image (in any role)."""
+        p, st = db.PaintingRow, db.StyleRow
+        mine = sa.and_(p.scope == self.scope, p.owner == owner)
+        roles = sa.or_(p.content_image == image_id, p.preview_image == image_id, p.result_image == image_id)
+        styled = sa.select(st.painting_id).where(st.image_id == image_id)
+        query = sa.select(p.id).where(mine, sa.or_(roles, p.id.in_(styled))).limit(1)
+        with self._read() as s:
+            return s.scalar(query) is not None
+
     def referenced_images(self) -> set[str]:
         """The ids of every image some record (any scope) refers to."""
         return {ref.image_id for ref in self.image_references()}
 
 
-__all__ = ["CATALOG_FILENAME", "MAX_PAGE", "Catalog"]
+__all__ = ["CATALOG_FILENAME", "MAX_PAGE", "REMOTE_ACTIONS", "Catalog", "RemoteAction"]

@@ -139,11 +139,15 @@ class PaintingRow(Base):
     remote_cursor: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # Who may cancel, remix or delete it: a digest of the secret the creating browser holds (never
+    # the secret itself). None for records made before owners existed, and for Studio's jobs.
+    owner: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         UniqueConstraint("scope", "idempotency_key"),
         Index(None, "scope", "created_at", "id"),  # newest first, per scope
         Index(None, "scope", "status"),  # unfinished work
+        Index(None, "scope", "owner", "status"),  # one browser's paintings, its unfinished ones
     )
 
 
@@ -175,6 +179,31 @@ class ProgressRow(Base):
     style_loss: Mapped[float] = mapped_column(LossFloat(), nullable=True)
     tv_loss: Mapped[float] = mapped_column(LossFloat(), nullable=True)
     elapsed_s: Mapped[float] = mapped_column(Float)
+
+
+class RemoteActionRow(Base):
+    """What the other side must still do to one of its jobs, not yet confirmed (Gallery: a Studio
+    job to `cancel`, or to `forget` with its images when the painting was deleted).
+
+    Kept until confirmed, so a painting cancelled or deleted while Studio is away is still stopped
+    (and forgotten) there when it returns, across Gallery restarts too.
+    """
+
+    __tablename__ = "remote_actions"
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    remote_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    action: Mapped[str] = mapped_column(String(16))  # "cancel" or "forget"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class HealthRow(Base):
+    """One row per scope, rewritten by each readiness check: a write that proves the database takes writes."""
+
+    __tablename__ = "health"
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 # -- engines -------------------------------------------------------------------------------------
@@ -284,8 +313,10 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 __all__ = [
     "Base",
+    "HealthRow",
     "PaintingRow",
     "ProgressRow",
+    "RemoteActionRow",
     "StyleRow",
     "current_revision",
     "downgrade",

@@ -6,12 +6,15 @@
     ├── ImageRejected (ValueError)   an image refused on the way in; never stored
     │   ├── InvalidImage             not a PNG/JPEG/WEBP we can decode: text, truncated, empty, ...
     │   └── ImageTooLarge            over the byte cap or the pixel cap (decompression bombs too)
-    └── CatalogError                 the database cannot be used: schema too new or not migrated,
-        └── CorruptRecord            a stored record no longer validates (e.g. its parameters)
+    ├── CatalogError                 the database cannot be used: schema too new or not migrated,
+    │   └── CorruptRecord            a stored record no longer validates (e.g. its parameters)
+    └── StorageUnavailable           the disk or the database refused an operation that should work:
+                                     full, read-only, unreachable. Nothing was half-done; try again
 
 Messages are written to be shown to a person as they are: they say what was wrong and, where it
 helps, what the limit is. They never contain a filesystem path built from user input.
-HTTP handlers map them in one place: NotFound -> 404, ImageTooLarge -> 413, InvalidImage -> 415/422.
+HTTP handlers map them in one place: NotFound -> 404, ImageTooLarge -> 413, InvalidImage -> 415/422,
+StorageUnavailable -> 503.
 `InvalidId` is a `NotFound` on purpose: a malformed id names nothing, and answering 404 for it
 tells a caller no more than it needs.
 """
@@ -51,6 +54,11 @@ class CorruptRecord(CatalogError):
     """A stored record does not validate any more."""
 
 
+class StorageUnavailable(PaintingError):
+    """The image store or the database cannot be written (or reached) right now: a fault of the
+    machine, not of the request. The operation did nothing; the same call can work later."""
+
+
 __all__ = [
     "CatalogError",
     "CorruptRecord",
@@ -60,4 +68,5 @@ __all__ = [
     "InvalidImage",
     "NotFound",
     "PaintingError",
+    "StorageUnavailable",
 ]

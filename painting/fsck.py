@@ -2,11 +2,14 @@
 
 `fsck(catalog, store)` checks that every image a record refers to exists and that its bytes still
 hash to its id, and that every record still validates. `gc(store, catalogs)` removes the images no
-record refers to any more (after a grace period) and temp files left by writers that died.
+record refers to any more (after a grace period) and temp files left by writers that died;
+`start_collecting` runs `gc` every few minutes inside a service.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ from painting.errors import NotFound
 from painting.images import ImageStore, is_image_id
 
 DEFAULT_GRACE_S = 3600.0
+log = logging.getLogger("painting.fsck")
 
 
 @dataclass(frozen=True)
@@ -109,17 +113,40 @@ def gc(
     An image stored (or stored again) within `grace_s` seconds is kept: a service stores the
     images of a painting before it creates the record, and must not lose them in between.
     """
-    if isinstance(catalogs, Catalog):
-        catalogs = [catalogs]
     # The referenced set is read before the store is listed: an image stored after this point is
     # recent, so the grace period protects it.
+    referenced = _referenced(catalogs)
+    removed, too_recent = _remove_unreferenced(store, store, referenced, grace_s, dry_run)
+    temp_removed = 0 if dry_run else store.cleanup_temp(older_than_s=grace_s)
+    return GcReport(removed=tuple(removed), too_recent=too_recent, temp_removed=temp_removed)
+
+
+def collect(
+    store: ImageStore, catalogs: Catalog | Iterable[Catalog], image_ids: Iterable[str], *, grace_s: float
+) -> tuple[str, ...]:
+    """`gc` for a few images only, at once: those of a painting just deleted. Returns the ids removed.
+
+    An image some record still refers to stays, and so does one stored within `grace_s` (another
+    painting may be about to refer to the same bytes); the periodic collection takes those later.
+    """
+    return tuple(_remove_unreferenced(store, set(image_ids), _referenced(catalogs), grace_s, False)[0])
+
+
+def _referenced(catalogs: Catalog | Iterable[Catalog]) -> set[str]:
     referenced: set[str] = set()
-    for catalog in catalogs:
+    for catalog in [catalogs] if isinstance(catalogs, Catalog) else catalogs:
         referenced |= catalog.referenced_images()
+    return referenced
+
+
+def _remove_unreferenced(
+    store: ImageStore, candidates: Iterable[str], referenced: set[str], grace_s: float, dry_run: bool
+) -> tuple[list[str], int]:
+    """(removed ids, how many were too recent) among `candidates` that nothing refers to."""
     cutoff = time.time() - grace_s
     removed: list[str] = []
     too_recent = 0
-    for image_id in store:
+    for image_id in candidates:
         if image_id in referenced:
             continue
         try:
@@ -130,8 +157,29 @@ def gc(
             continue
         if dry_run or store.delete(image_id):
             removed.append(image_id)
-    temp_removed = 0 if dry_run else store.cleanup_temp(older_than_s=grace_s)
-    return GcReport(removed=tuple(removed), too_recent=too_recent, temp_removed=temp_removed)
+    return removed, too_recent
 
 
-__all__ = ["DEFAULT_GRACE_S", "FsckReport", "GcReport", "Problem", "fsck", "gc"]
+def start_collecting(
+    store: ImageStore, catalog: Catalog, *, interval_s: float, grace_s: float
+) -> asyncio.Task[None] | None:
+    """For a running service: a task that runs `gc` every `interval_s` seconds (None when 0), so
+    replaced previews and the images of deleted paintings do not pile up. Cancel it to stop."""
+    if interval_s <= 0:
+        return None
+    return asyncio.create_task(_collect_forever(store, catalog, interval_s, grace_s), name="collect-images")
+
+
+async def _collect_forever(store: ImageStore, catalog: Catalog, interval_s: float, grace_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            report = await asyncio.to_thread(gc, store, catalog, grace_s=grace_s)
+        except Exception as exc:  # storage trouble: the next round tries again
+            log.warning("collecting unreferenced images failed: %s", exc)
+            continue
+        if report.removed or report.temp_removed:
+            log.info("removed %d unreferenced image(s), %d temp file(s)", len(report.removed), report.temp_removed)
+
+
+__all__ = ["DEFAULT_GRACE_S", "FsckReport", "GcReport", "Problem", "collect", "fsck", "gc", "start_collecting"]

@@ -18,6 +18,10 @@ killed at any point leaves either nothing or a temp file under a name no reader 
 engine (`pycasso.imaging`) alike: byte cap, format, pixel cap (read from the header, before any
 pixel is decoded, so a decompression bomb costs nothing), then a full decode so a truncated file is
 refused too. `put_all` checks every image of a request before it stores any of them.
+
+An image may carry an EXIF orientation tag (phones write one): values 5 to 8 mean it is shown turned
+a quarter, so its width and height swap. `ImageRef.width`/`height` are as stored; `ImageRef.upright`
+and `upright_size` are as shown, which is what the engine paints (`ImageOps.exif_transpose`).
 """
 
 from __future__ import annotations
@@ -36,21 +40,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
-from painting.errors import ImageRejected, ImageTooLarge, InvalidId, InvalidImage, NotFound
+from painting.errors import ImageRejected, ImageTooLarge, InvalidId, InvalidImage, NotFound, StorageUnavailable
+from painting.uploads import clean
+
+# HEIC, what iPhones write, through pillow-heif (libheif). Its opener turns the image upright itself.
+pillow_heif.register_heif_opener()
 
 # The formats an image may come back as. MPO is what Pillow calls the JPEGs many cameras and phones
 # write (a JPEG with extra frames after the first, e.g. a depth map): a JPEG to every browser, so it
 # is served as one. Pillow opens it with its JPEG plugin, so `_PLUGINS` is all it is allowed to use.
-FORMATS: tuple[str, ...] = ("PNG", "JPEG", "MPO", "WEBP")
-_PLUGINS: tuple[str, ...] = ("PNG", "JPEG", "WEBP")
-MEDIA_TYPES: dict[str, str] = {"PNG": "image/png", "JPEG": "image/jpeg", "MPO": "image/jpeg", "WEBP": "image/webp"}
-ACCEPTED = "PNG, JPEG and WEBP are accepted"
+# An uploaded MPO or HEIC is stored as a plain JPEG (`painting.uploads`), so only the engine's own
+# inputs (the CLI's files) are ever read as HEIF.
+FORMATS: tuple[str, ...] = ("PNG", "JPEG", "MPO", "WEBP", "HEIF")
+_PLUGINS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "HEIF")
+MEDIA_TYPES: dict[str, str] = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "WEBP": "image/webp",
+    "HEIF": "image/heic",
+}
+ACCEPTED = "PNG, JPEG, WEBP and HEIC are accepted"
 # The one set of caps. Both services' settings and the engine take their defaults from here.
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024  # a large phone photo is 5-15 MB
 DEFAULT_MAX_PIXELS = 40_000_000  # 8000 x 5000; decoding one costs about 160 MB of RGBA
 
+_ORIENTATION_TAG = 0x0112  # EXIF Orientation: 1 as stored; 2-4 mirrored or turned half; 5-8 turned a quarter
 _ID_RE = re.compile(r"[0-9a-f]{64}")
 _TEMP_PREFIX = ".tmp-"
 _TEMP_SUFFIX = ".part"
@@ -73,9 +91,6 @@ _OTHER_FORMATS: tuple[tuple[int, bytes, str], ...] = (
     (0, b"BM", "BMP"),
     (0, b"II*\x00", "TIFF"),
     (0, b"MM\x00*", "TIFF"),
-    (4, b"ftypheic", "HEIC"),
-    (4, b"ftypheix", "HEIC"),
-    (4, b"ftypmif1", "HEIF"),
     (4, b"ftypavif", "AVIF"),
     (0, b"%PDF", "PDF"),
     (0, b"\x00\x00\x01\x00", "ICO"),
@@ -96,18 +111,52 @@ def is_image_id(value: object) -> bool:
 
 @dataclass(frozen=True)
 class ImageRef:
-    """A stored (or checked) image: its id, pixel size, format and size in bytes."""
+    """A stored (or checked) image: its id, pixel size (as stored), format, size in bytes, orientation."""
 
     id: str
     width: int
     height: int
     format: str  # one of FORMATS
     size: int  # bytes
+    orientation: int = 1  # its EXIF orientation tag, 1 (as stored) when it has none
 
     @property
     def media_type(self) -> str:
         """The HTTP content type, e.g. `image/png`."""
         return MEDIA_TYPES[self.format]
+
+    @property
+    def upright(self) -> tuple[int, int]:
+        """(width, height) as the image is shown, its orientation applied: what the engine paints."""
+        return _upright(self.width, self.height, self.orientation)
+
+
+def _upright(width: int, height: int, orientation: int) -> tuple[int, int]:
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _orientation(im: Image.Image) -> int:
+    """The image's EXIF orientation (1 when it has none, or one that means nothing); InvalidImage when
+    its EXIF block cannot be read, which the engine could not read either."""
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except _DECODE_ERRORS as exc:
+        raise InvalidImage("The image's EXIF data is damaged and cannot be read.") from exc
+    return value if type(value) is int and 1 <= value <= 8 else 1
+
+
+def upright_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of an image as shown, its orientation applied, read from the header alone.
+
+    None when the header cannot be read: the full check (`open_image`, `ImageStore.put_all`) then
+    says why. For a rule about the shape of a photo, checked before anything is decoded or stored.
+    """
+    try:
+        with Image.open(io.BytesIO(bytes(data)), formats=_PLUGINS) as im:
+            width, height = im.size
+            return _upright(width, height, _orientation(im))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning, *_DECODE_ERRORS):
+        return None  # UnidentifiedImageError is an OSError, and _orientation's InvalidImage a ValueError
 
 
 def _megabytes(n: int) -> str:
@@ -177,7 +226,15 @@ def inspect_image(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels
     with open_image(data, max_bytes=max_bytes, max_pixels=max_pixels) as im:
         width, height = im.size
         fmt = str(im.format)
-    return ImageRef(id=hashlib.sha256(data).hexdigest(), width=width, height=height, format=fmt, size=len(data))
+        orientation = _orientation(im)
+    return ImageRef(
+        id=hashlib.sha256(data).hexdigest(),
+        width=width,
+        height=height,
+        format=fmt,
+        size=len(data),
+        orientation=orientation,
+    )
 
 
 def _fsync_dir(path: Path) -> None:
@@ -221,27 +278,35 @@ class ImageStore:
     def put(self, data: bytes) -> ImageRef:
         """Check and store an image; return its ref. Storing the same bytes again changes nothing.
 
-        Raises ImageTooLarge or InvalidImage, in which case nothing was written.
+        Raises ImageTooLarge or InvalidImage, in which case nothing was written, or
+        StorageUnavailable when the disk refuses the write.
         """
         ref = self.inspect(data)
         self._store(ref, bytes(data))
         return ref
 
     def put_all(self, images: Sequence[tuple[str, bytes]]) -> list[ImageRef]:
-        """Check every (name, bytes) image, then store them all; their refs, in order.
+        """Check and clean every (name, bytes) upload, then store them all; their refs, in order.
 
-        A refused image raises ImageTooLarge or InvalidImage with its name in front ("style 2: The
-        file is empty.") before anything is written, so a refused request stores nothing. Each
-        image is decoded once.
+        Cleaning (`painting.uploads.clean`) turns a photo upright and drops its metadata (location,
+        camera), so nothing stored or served carries them. A refused image raises ImageTooLarge or
+        InvalidImage with its name in front ("style 2: The file is empty.") before anything is
+        written, so a refused request stores nothing. Each image is decoded once.
         """
-        refs = []
+        cleaned = []
         for name, data in images:
             try:
-                refs.append(self.inspect(data))
+                with open_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels) as im:
+                    cleaned.append(clean(im, bytes(data)))
             except ImageRejected as exc:
                 raise type(exc)(f"{name}: {exc}") from None
-        for ref, (_, data) in zip(refs, images, strict=True):
-            self._store(ref, bytes(data))
+        refs = []
+        for image in cleaned:
+            ref = ImageRef(
+                id=image.id, width=image.width, height=image.height, format=image.format, size=len(image.data)
+            )
+            self._store(ref, image.data)
+            refs.append(ref)
         return refs
 
     def _store(self, ref: ImageRef, data: bytes) -> None:
@@ -255,7 +320,23 @@ class ImageStore:
                 return
         except FileNotFoundError:
             pass
-        self._write_atomically(final, data)
+        try:
+            self._write_atomically(final, data)
+        except OSError as exc:  # full, read-only, immutable, I/O error: the machine's fault
+            raise StorageUnavailable(f"The image store cannot be written: {exc.strerror or exc}") from exc
+
+    def check_writable(self) -> None:
+        """Write and remove a small temp file in the store; StorageUnavailable when that fails."""
+        try:
+            fd, name = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX, dir=self.root)
+            try:
+                os.write(fd, b"probe")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(name)
+        except OSError as exc:
+            raise StorageUnavailable(f"The image store cannot be written: {exc.strerror or exc}") from exc
 
     def _write_atomically(self, final: Path, data: bytes) -> None:
         folder = final.parent
@@ -314,9 +395,12 @@ class ImageStore:
             with Image.open(file, formats=_PLUGINS) as im:
                 width, height = im.size
                 fmt = str(im.format)
+                orientation = _orientation(im)
         except (UnidentifiedImageError, *_DECODE_ERRORS) as exc:
             raise InvalidImage("The stored image is damaged and cannot be read.") from exc
-        return ImageRef(id=image_id, width=width, height=height, format=fmt, size=file.stat().st_size)
+        return ImageRef(
+            id=image_id, width=width, height=height, format=fmt, size=file.stat().st_size, orientation=orientation
+        )
 
     def verify(self, image_id: str) -> bool:
         """Whether the stored bytes still hash to their id; raises NotFound or InvalidId."""
@@ -401,4 +485,5 @@ __all__ = [
     "open_image",
     "is_image_id",
     "is_temp_name",
+    "upright_size",
 ]

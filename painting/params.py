@@ -1,14 +1,16 @@
 """The parameters of one painting: one pydantic model shared by Gallery, Studio and Pycasso.
 
 Every field has a default, a range and a one-line description; the page builds its form from
-`Params.model_json_schema()`. Unknown fields are refused, so a typo never silently does nothing.
+`Params.model_json_schema()`. Unknown fields are refused, so a typo never silently does nothing, and
+values are taken strictly (pydantic's strict mode): `"64"` is not a size and `"yes"` is not a boolean;
+a whole number is still a fine value for a float field.
 Defaults follow the classic Keras example (height 400, weights 1 / 10 / 0.1, content `block5_conv2`,
 style `block1_conv1` ... `block5_conv1`), so loss values are comparable with it.
 """
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -45,12 +47,33 @@ DEFAULT_STYLE_LAYERS: dict[LayerName, float] = {
 MIN_SIZE = 32  # four 2x2 poolings before block5: 32 px still leaves block5 a 2x2 map
 MAX_SIZE = 2048
 MAX_STYLES = 8
+MAX_ITERATIONS = 5000
+MAX_WIDTH = 2 * MAX_SIZE  # a panorama may be wider than the tallest painting, but not without end
+
+
+def painting_shape(width: int, height: int, size: int) -> tuple[int, int]:
+    """(height, width) of a painting `size` px tall of a photo `width` × `height` px as shown (upright).
+
+    The one shape rule, applied on upload by Gallery and Studio and by the engine before it paints:
+    the width follows the photo's aspect ratio and must lie in [MIN_SIZE, MAX_WIDTH] (VGG19 needs
+    32 px to reach block5; a very wide panorama at a large size would not fit in memory). Raises
+    ValueError with a message for a person otherwise.
+    """
+    if width < 1 or height < 1:
+        raise ValueError(f"a {width}×{height} photo has no pixels to paint")
+    painted = max(1, round(width * size / height))
+    if not MIN_SIZE <= painted <= MAX_WIDTH:
+        raise ValueError(
+            f"a {width}×{height} photo painted {size} px tall would be {painted} px wide; the width must be between "
+            f"{MIN_SIZE} and {MAX_WIDTH} px: choose another size or crop the photo"
+        )
+    return size, painted
 
 
 class Params(BaseModel):
     """How to paint: size, length of the run, loss weights, layers, start image, styles, previews."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     size: int = Field(
         400,
@@ -61,7 +84,7 @@ class Params(BaseModel):
     iterations: int = Field(
         100,
         ge=1,
-        le=5000,
+        le=MAX_ITERATIONS,
         description="L-BFGS iterations: more is slower and more finished.",
     )
     content_weight: float = Field(
@@ -161,12 +184,28 @@ class Params(BaseModel):
         return [w / total for w in weights]
 
 
+def limited_schema(*, max_size: int, max_iterations: int) -> dict[str, Any]:
+    """Params' JSON schema with a deployment's own caps on size and iterations, so a form built from
+    it never offers what that deployment refuses."""
+    schema = Params.model_json_schema()
+    properties = schema["properties"]
+    properties["size"]["maximum"] = min(properties["size"]["maximum"], max_size)
+    properties["size"]["default"] = min(properties["size"]["default"], max_size)
+    properties["iterations"]["maximum"] = min(properties["iterations"]["maximum"], max_iterations)
+    properties["iterations"]["default"] = min(properties["iterations"]["default"], max_iterations)
+    return schema
+
+
 def describe_validation_error(exc: ValidationError) -> str:
-    """One line naming each bad field, e.g. "size: Input should be less than or equal to 2048"."""
+    """One line naming each bad field, e.g. "size: Input should be less than or equal to 2048".
+
+    An error about the whole input (not JSON, not an object) names no field: the caller says what the
+    input was ("params: Invalid JSON: ...").
+    """
     parts = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "params"
-        parts.append(f"{where}: {err['msg']}")
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
     return "; ".join(parts)
 
 
@@ -188,11 +227,15 @@ def parse_params(data: str | bytes | dict | None) -> Params:
 __all__ = [
     "DEFAULT_STYLE_LAYERS",
     "LayerName",
+    "MAX_ITERATIONS",
     "MAX_SIZE",
     "MAX_STYLES",
+    "MAX_WIDTH",
     "MIN_SIZE",
     "Params",
     "VGG19_LAYERS",
     "describe_validation_error",
+    "limited_schema",
+    "painting_shape",
     "parse_params",
 ]

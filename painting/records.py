@@ -68,6 +68,7 @@ class PaintingRecord:
     remote_cursor: str | None  # how far the other side's event stream was read (Last-Event-ID)
     attempts: int
     idempotency_key: str | None
+    owner: str | None = None  # a digest of the creating browser's secret; see Catalog.create
 
     @property
     def finished(self) -> bool:
@@ -76,6 +77,12 @@ class PaintingRecord:
     @property
     def style_images(self) -> tuple[str, ...]:
         return tuple(s.image_id for s in self.styles)
+
+    def image_ids(self) -> frozenset[str]:
+        """Every image this record refers to (what deleting it may leave unreferenced)."""
+        ids = {self.content_image, *self.style_images}
+        ids.update(i for i in (self.preview_image, self.result_image) if i is not None)
+        return frozenset(ids)
 
 
 @dataclass(frozen=True)

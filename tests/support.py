@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -84,3 +85,13 @@ def phone_photo(width: int, height: int, *, orientation: int = 6) -> bytes:
         exif=exif.tobytes(),
     )
     return buf.getvalue()
+
+
+def refused(response: Any, status: int, *words: str) -> str:
+    """The refusal's one sentence, after checking its status, its shape and that it names `words`."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"detail"} and isinstance(body["detail"], str), body
+    for word in words:
+        assert word in body["detail"], body
+    return body["detail"]

@@ -388,7 +388,7 @@ def test_other_formats_are_refused_by_name(make_image: ImageMaker, fmt: str, nam
     with pytest.raises(InvalidImage) as info:
         inspect_image(make_image(16, 16, fmt))
     said = str(info.value)
-    assert "PNG, JPEG and WEBP are accepted" in said
+    assert "PNG, JPEG, WEBP and HEIC are accepted" in said
     assert (f"This is a {name} file" in said) if name else ("not an image we can read" in said)
 
 

@@ -11,7 +11,7 @@ from painting import db
 from painting.catalog import Catalog
 from painting.errors import CatalogError
 
-TABLES = {"paintings", "painting_styles", "painting_progress"}
+TABLES = {"paintings", "painting_styles", "painting_progress", "remote_actions", "health"}
 
 
 def tables(engine: sa.Engine) -> set[str]:
