@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 from painting import errors as painting_errors
 from painting import images as painting_images
 from painting.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from painting.params import MAX_SIZE, MIN_SIZE
+from painting.params import painting_shape as shape_rule
 from pycasso.errors import ImageTooLarge, InvalidImage, InvalidParams
 
 # BGR means of the ImageNet training set, as VGG was trained (Simonyan & Zisserman).
@@ -71,17 +71,14 @@ def resize(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
 def painting_shape(content_shape: tuple[int, ...], size: int) -> tuple[int, int]:
     """(height, width) of the painting: height `size`, width following the photo's aspect ratio.
 
-    Raises InvalidParams when that width falls outside [MIN_SIZE, 2 × MAX_SIZE]: VGG19 needs 32 px
-    to reach block5, and a very wide panorama at a large size would not fit in memory.
+    `content_shape` is the upright photo's array shape (H, W, ...). The rule is `painting.params.
+    painting_shape`'s, the one Gallery and Studio apply on upload; here it raises InvalidParams.
     """
     h, w = content_shape[:2]
-    width = max(1, round(w * size / h))
-    if not MIN_SIZE <= width <= 2 * MAX_SIZE:
-        raise InvalidParams(
-            f"a {w}×{h} photo painted {size} px tall would be {width} px wide; the width must be between "
-            f"{MIN_SIZE} and {2 * MAX_SIZE} px: choose another size or crop the photo"
-        )
-    return size, width
+    try:
+        return shape_rule(w, h, size)
+    except ValueError as exc:
+        raise InvalidParams(str(exc)) from None
 
 
 def style_shape(style_shape_: tuple[int, ...], painting_hw: tuple[int, int], scale: float) -> tuple[int, int]:

@@ -13,10 +13,11 @@ from fastapi import FastAPI
 from httpapi.body import BodyLimit
 from httpapi.errors import add_error_handlers
 from painting.catalog import Catalog
+from painting.fsck import start_collecting
 from painting.images import ImageStore
 from studio import routes
 from studio.events import JobEvents
-from studio.jobs import Jobs
+from studio.jobs import Jobs, start_forgetting
 from studio.runner import JobRunner
 from studio.settings import StudioSettings
 from studio.state import StudioState
@@ -47,6 +48,7 @@ def create_app(settings: StudioSettings | None = None) -> FastAPI:
             ping_interval_s=settings.ping_interval_s,
             ping_timeout_s=settings.ping_timeout_s,
             shutdown_timeout_s=settings.shutdown_timeout_s,
+            fault_retry_s=settings.fault_retry_s,
         )
         jobs = Jobs(
             catalog,
@@ -55,14 +57,20 @@ def create_app(settings: StudioSettings | None = None) -> FastAPI:
             cancel_running=supervisor.cancel,
             max_styles=settings.max_styles,
             max_size=settings.max_size,
+            collect_grace_s=settings.gc_grace_s,
         )
         app.state.studio = StudioState(settings, jobs, events, images, supervisor)
         for job_id in runner.requeue_unfinished():
             supervisor.submit(job_id)
         await supervisor.start()
+        collector = start_collecting(images, catalog, interval_s=settings.gc_interval_s, grace_s=settings.gc_grace_s)
+        forgetter = start_forgetting(jobs, every_s=min(settings.retention_s, 600.0), older_than_s=settings.retention_s)
         try:
             yield
         finally:
+            forgetter.cancel()
+            if collector is not None:
+                collector.cancel()
             await supervisor.stop()
             catalog.close()
 

@@ -7,8 +7,11 @@ listen beyond loopback without a token.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import socket
 import sys
+from types import FrameType
 
 from pydantic import ValidationError
 
@@ -24,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from studio.app import create_app
     from studio.settings import StudioSettings
+    from studio.state import StudioState
 
     try:
         settings = StudioSettings()
@@ -38,7 +42,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deep-painting studio: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="studio %(levelname)s %(message)s")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level, timeout_graceful_shutdown=10)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, timeout_graceful_shutdown=10)
+
+    class Server(uvicorn.Server):
+        """Ends Studio's event streams as soon as a stop is asked for: uvicorn waits for open
+        responses before the app's shutdown, and an event stream only ends with its job."""
+
+        loop: asyncio.AbstractEventLoop | None = None
+
+        async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+            self.loop = asyncio.get_running_loop()
+            await super().serve(sockets)
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            studio = getattr(app.state, "studio", None)
+            if self.loop is not None and isinstance(studio, StudioState):
+                self.loop.call_soon_threadsafe(studio.events.close_all)
+
+    Server(config).run()
     return 0
 
 

@@ -9,10 +9,12 @@ Every progress point and every ending is stored and published here and nowhere e
 reader is sent live is exactly what a later replay from the catalog sends.
 
 Event ids: a `progress` event's id is its iteration; an ending (`done`, `failed`, `cancelled`) has
-the job's last iteration + 1. Ids only grow for a reader, so "everything after Last-Event-ID"
-replays what was missed and nothing twice (a resumed run repeats iterations; their ids are at or
-below what a reader has already seen, and are skipped). Replay reads the catalog, so it survives
-a Studio restart; live events come from in-memory subscriptions.
+the highest iteration the job ever reached + 1 (`Catalog.last_iteration`), not its current one: a
+resumed run repeats up to `preview_every` iterations, and an ending inside that window must still
+have an id above everything a reader has seen. Ids only grow for a reader, so "everything after
+Last-Event-ID" replays what was missed and nothing twice (a resumed run's repeated iterations have
+ids a reader has already seen, and are skipped), and an ending's id is above all of them. Replay reads the
+catalog, so it survives a Studio restart; live events come from in-memory subscriptions.
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ def progress_event(job_id: str, point: ProgressPoint, iterations: int, preview: 
     return Event(point.iteration, "progress", data)
 
 
-def ending_event(record: PaintingRecord) -> Event:
-    event_id = record.iteration + 1
+def ending_event(record: PaintingRecord, last_iteration: int) -> Event:
+    """The ending of a finished job; `last_iteration` is the highest it reached (see the module docstring)."""
+    event_id = max(record.iteration, last_iteration) + 1
     if record.status == Status.DONE:
         return Event(event_id, "done", {"job": record.id, "result_image": record.result_image})
     if record.status == Status.FAILED:
@@ -66,7 +69,23 @@ class JobEvents:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        self._subscribers: dict[str, set[asyncio.Queue[Event]]] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[Event | None]]] = {}
+        self._closing = False
+
+    def forgotten(self, job_id: str) -> None:
+        """The job was deleted: end its open streams (there is nothing more to say about it)."""
+        for queue in self._subscribers.get(job_id, ()):
+            queue.put_nowait(None)
+
+    def close_all(self) -> None:
+        """End every open stream now, and any opened later (Studio is stopping): readers reconnect.
+
+        Without it a stream ends only with its job, and the server would wait for it until its
+        graceful-shutdown timeout and then cancel it mid-write."""
+        self._closing = True
+        for queues in self._subscribers.values():
+            for queue in queues:
+                queue.put_nowait(None)
 
     def progress(self, job_id: str, point: ProgressPoint, iterations: int, preview_image: str | None) -> bool:
         """Store a point of a running job and publish it; False (nothing done) if the job is not running."""
@@ -82,13 +101,18 @@ class JobEvents:
         """
         if not self.catalog.transition(job_id, status, from_=RUNNABLE, **fields):
             return False
-        self._publish(job_id, ending_event(self.catalog.get(job_id)))
+        self._publish(job_id, self._ending(job_id))
         return True
+
+    def _ending(self, job_id: str) -> Event:
+        return ending_event(self.catalog.get(job_id), self.catalog.last_iteration(job_id))
 
     async def stream(self, job_id: str, *, after: int = -1, keepalive_s: float = 15.0) -> AsyncIterator[str]:
         """SSE text for a job: what happened after event `after`, then live, until it ends."""
-        queue: asyncio.Queue[Event] = asyncio.Queue()
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._subscribers.setdefault(job_id, set()).add(queue)
+        if self._closing:
+            queue.put_nowait(None)
         try:
             record = self.catalog.get(job_id)
             points = self.catalog.progress(job_id)
@@ -98,10 +122,9 @@ class JobEvents:
                     preview = record.preview_image if i == len(points) - 1 else None
                     yield progress_event(job_id, point, record.iterations, preview).encode()
                     last = point.iteration
-            record = self.catalog.get(job_id)
-            if record.finished:
-                ending = ending_event(record)
-                if ending.id > last:
+            if self.catalog.get(job_id).finished:
+                ending = self._ending(job_id)
+                if ending.id > last:  # else this reader has had it
                     yield ending.encode()
                 return
             while True:
@@ -110,8 +133,10 @@ class JobEvents:
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
+                if event is None:
+                    return  # Studio is stopping, or the job was deleted
                 if event.id <= last:
-                    continue
+                    continue  # a resumed run repeating an iteration this reader has seen
                 yield event.encode()
                 last = event.id
                 if event.ending:

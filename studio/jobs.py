@@ -3,23 +3,31 @@
     jobs = Jobs(catalog, images, events, cancel_running=supervisor.cancel)
     record, created = jobs.create(content_png, [style_png], params_json, idempotency_key="k")
     jobs.describe(record.id)     # the API's JSON
-    jobs.cancel(record.id)
+    jobs.cancel(record.id)       # stop it; jobs.forget(record.id): and delete it and its images
 
 What a job does once queued is `studio.runner`'s business; its event stream is `studio.events`'.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from httpapi.errors import BadRequest
 from painting.catalog import Catalog
-from painting.images import ImageStore
-from painting.params import MAX_SIZE, MAX_STYLES, parse_params
+from painting.errors import NotFound
+from painting.fsck import collect
+from painting.images import ImageStore, upright_size
+from painting.params import MAX_SIZE, MAX_STYLES, painting_shape, parse_params
 from painting.progress import json_safe
 from painting.records import PaintingRecord, Status
 from studio.events import JobEvents
+
+log = logging.getLogger("studio.jobs")
 
 
 class Jobs:
@@ -39,6 +47,7 @@ class Jobs:
         cancel_running: Callable[[str], str],
         max_styles: int = MAX_STYLES,
         max_size: int = MAX_SIZE,
+        collect_grace_s: float = 600.0,
     ) -> None:
         self.catalog = catalog
         self.images = images
@@ -46,6 +55,7 @@ class Jobs:
         self.cancel_running = cancel_running
         self.max_styles = max_styles
         self.max_size = max_size
+        self.collect_grace_s = collect_grace_s
 
     def create(
         self, content: bytes, styles: list[bytes], params_text: str | None, *, idempotency_key: str | None = None
@@ -69,6 +79,12 @@ class Jobs:
             params.blend_for(len(styles))
         except ValueError as exc:
             raise BadRequest(f"params: style_blend: {exc}") from None
+        upright = upright_size(content)  # as shown (EXIF orientation applied), read from the header
+        if upright is not None:  # else put_all says why it cannot be read
+            try:
+                painting_shape(*upright, params.size)
+            except ValueError as exc:
+                raise BadRequest(f"content: {exc}") from None
         if idempotency_key is not None:
             if not 1 <= len(idempotency_key) <= 200:
                 raise BadRequest("Idempotency-Key: must be 1 to 200 characters")
@@ -106,6 +122,27 @@ class Jobs:
             }
         )
 
+    def forget(self, job_id: str) -> None:
+        """Stop the job if a worker paints it, then delete it and its images (those nothing else
+        refers to; one stored within the grace period goes with the next collection). Raises NotFound."""
+        record = self.catalog.get(job_id)
+        if not record.finished:
+            self.cancel_running(job_id)
+        self.catalog.delete(job_id)
+        self.events.forgotten(job_id)
+        collect(self.images, self.catalog, record.image_ids(), grace_s=self.collect_grace_s)
+
+    def forget_finished(self, older_than_s: float) -> int:
+        """Forget the jobs that ended more than `older_than_s` seconds ago (Gallery has copied what it
+        needs long before); how many. Studio keeps nobody's photos for longer than it must."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        forgotten = 0
+        for job_id in self.catalog.finished_before(cutoff):
+            with contextlib.suppress(NotFound):  # Gallery forgot it meanwhile
+                self.forget(job_id)
+                forgotten += 1
+        return forgotten
+
     def cancel(self, job_id: str) -> PaintingRecord:
         """Cancel a job: at once when queued, within one evaluation when running. Raises NotFound."""
         record = self.catalog.get(job_id)
@@ -116,4 +153,21 @@ class Jobs:
         return self.catalog.get(job_id)
 
 
-__all__ = ["Jobs"]
+def start_forgetting(jobs: Jobs, *, every_s: float, older_than_s: float) -> asyncio.Task[None]:
+    """A task that forgets finished jobs older than `older_than_s`, every `every_s` seconds (cancel it to stop)."""
+
+    async def forget_forever() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                forgotten = await asyncio.to_thread(jobs.forget_finished, older_than_s)
+            except Exception as exc:  # storage trouble: the next round tries again
+                log.warning("forgetting finished jobs failed: %s", exc)
+                continue
+            if forgotten:
+                log.info("forgot %d finished job(s) older than %g s", forgotten, older_than_s)
+
+    return asyncio.create_task(forget_forever(), name="forget-finished-jobs")
+
+
+__all__ = ["Jobs", "start_forgetting"]

@@ -3,13 +3,18 @@
     POST   /v1/jobs                multipart: content, style (one or more), params (JSON)  -> 202 job
     GET    /v1/jobs/{id}           state, iteration, last losses, preview/result image ids, error
     GET    /v1/jobs/{id}/events    Server-Sent Events; Last-Event-ID resumes
-    DELETE /v1/jobs/{id}           cancel                                                  -> 202 job
+    POST   /v1/jobs/{id}/cancel    stop it (it stays, cancelled)                           -> 202 job
+    DELETE /v1/jobs/{id}           stop it if it runs, delete it and its images            -> 204
     GET    /v1/images/{id}         the image bytes
     GET    /health/live            the process is up
-    GET    /health/ready           a worker is up with its model loaded (503 and the reason otherwise)
+    GET    /health/ready           storage takes writes and a worker is up with its model loaded (503 and
+                                   the reason otherwise)
+
+    GET    /v1/openapi.json        this API's OpenAPI document (behind the token, like all of /v1)
 
 Every /v1 call carries `Authorization: Bearer <token>` (compared in constant time) when a token is
-configured. Each route takes the running Studio as `StudioDep`.
+configured. Each route takes the running Studio as `StudioDep`. A job Studio cannot paint is refused
+before anything is stored, each refusal `{"detail": str}` as the routes' `responses=` document.
 """
 
 from __future__ import annotations
@@ -17,14 +22,31 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
-from httpapi.errors import BadRequest
-from httpapi.forms import file_part
-from httpapi.images import image_response
+from httpapi.errors import BadRequest, refusals
+from httpapi.forms import file_part, painting_form, read_form
+from httpapi.images import IMAGE_RESPONSE, image_response
+from painting.params import MAX_STYLES, Params
 from studio.state import StudioDep
+
+# One Server-Sent Event of a job's stream (keep-alive comments are not events).
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "event", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "Send it back as Last-Event-ID to resume."},
+        "event": {"enum": ["progress", "done", "failed", "cancelled"]},
+        "data": {"type": "string", "contentMediaType": "application/json", "description": "The event, as JSON."},
+    },
+}
+JOB_FORM = painting_form(
+    Params.model_json_schema(),
+    max_styles=MAX_STYLES,
+    styles="One or more style images (at most STUDIO_MAX_STYLES, 8 by default).",
+)
 
 
 class Unauthorized(Exception):
@@ -46,13 +68,21 @@ async def unauthorized(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=refusals(401))
 health = APIRouter(prefix="/health")
 
 
-@v1.post("/jobs", status_code=202)
-async def create_job(request: Request, studio: StudioDep) -> JSONResponse:
-    async with request.form(max_files=16, max_fields=16) as form:
+@v1.post("/jobs", status_code=202, responses=refusals(413, 415, 422), openapi_extra=JOB_FORM)
+async def create_job(
+    request: Request,
+    studio: StudioDep,
+    idempotency_key: str | None = Header(
+        None, alias="Idempotency-Key", description="1 to 200 characters; a key used before returns that job."
+    ),
+) -> JSONResponse:
+    max_styles = studio.settings.max_styles
+    too_many = f"style: at most {max_styles} style images"
+    async with read_form(request, max_files=max_styles + 2, max_fields=16, too_many_files=too_many) as form:
         content = await file_part(form.getlist("content"), "content")
         styles = [await file_part([s], "style") for s in form.getlist("style")]
         if not styles:
@@ -60,22 +90,36 @@ async def create_job(request: Request, studio: StudioDep) -> JSONResponse:
         params = form.get("params")
         if isinstance(params, UploadFile):
             params = (await params.read()).decode("utf-8", errors="replace")
-    record, _created = studio.jobs.create(
-        content, styles, params, idempotency_key=request.headers.get("idempotency-key")
-    )
+    record, _created = studio.jobs.create(content, styles, params, idempotency_key=idempotency_key)
     studio.supervisor.submit(record.id)
     return JSONResponse(studio.jobs.describe(record.id), status_code=202)
 
 
-@v1.get("/jobs/{job_id}")
+@v1.get("/jobs/{job_id}", responses=refusals(404, 422))
 async def get_job(job_id: str, studio: StudioDep) -> dict[str, Any]:
     return studio.jobs.describe(job_id)
 
 
-@v1.get("/jobs/{job_id}/events")
-async def job_events(job_id: str, request: Request, studio: StudioDep) -> StreamingResponse:
+@v1.get(
+    "/jobs/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: progress, then done, failed or cancelled.",
+            "content": {"text/event-stream": {"schema": SSE_EVENT}},
+        },
+        **refusals(404, 422),
+    },
+)
+async def job_events(
+    job_id: str,
+    studio: StudioDep,
+    last_event_id: str | None = Header(
+        None, alias="Last-Event-ID", description="The id of the last event seen: the stream resumes after it."
+    ),
+) -> StreamingResponse:
     studio.jobs.catalog.get(job_id)  # 404 before the stream starts
-    raw = request.headers.get("last-event-id", "").strip()
+    raw = (last_event_id or "").strip()
     try:
         after = int(raw) if raw else -1
     except ValueError:
@@ -87,15 +131,29 @@ async def job_events(job_id: str, request: Request, studio: StudioDep) -> Stream
     )
 
 
-@v1.delete("/jobs/{job_id}", status_code=202)
+@v1.post("/jobs/{job_id}/cancel", status_code=202, responses=refusals(404, 422))
 async def cancel_job(job_id: str, studio: StudioDep) -> JSONResponse:
     studio.jobs.cancel(job_id)
     return JSONResponse(studio.jobs.describe(job_id), status_code=202)
 
 
-@v1.get("/images/{image_id}")
+@v1.delete("/jobs/{job_id}", status_code=204, response_class=Response, responses=refusals(404, 422))
+async def forget_job(job_id: str, studio: StudioDep) -> Response:
+    """Gallery deleted the painting: Studio keeps nothing of it (the record, the photo, styles, result)."""
+    studio.jobs.forget(job_id)
+    return Response(status_code=204)
+
+
+@v1.get("/images/{image_id}", response_class=FileResponse, responses={**IMAGE_RESPONSE, **refusals(404, 422)})
 async def get_image(image_id: str, studio: StudioDep) -> FileResponse:
     return image_response(studio.images, image_id, cache_control="private, max-age=31536000, immutable")
+
+
+@v1.get("/openapi.json", include_in_schema=False)
+async def openapi_document(request: Request) -> JSONResponse:
+    """This API's OpenAPI document. Behind the token like the rest of /v1: Studio's only client is
+    Gallery (and its operator), and an unauthorised caller learns nothing but the health checks."""
+    return JSONResponse(request.app.openapi())
 
 
 @health.get("/live")
@@ -103,12 +161,12 @@ async def live() -> dict[str, str]:
     return {"status": "live"}
 
 
-@health.get("/ready")
+@health.get("/ready", responses={503: {"description": "Not ready: {status, reason}, the reason for a person."}})
 async def ready(studio: StudioDep) -> JSONResponse:
-    supervisor = studio.supervisor
-    if supervisor.ready:
-        return JSONResponse({"status": "ready"})
-    return JSONResponse({"status": "not ready", "reason": supervisor.not_ready_reason}, status_code=503)
+    reason = studio.readiness()
+    if reason is not None:
+        return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+    return JSONResponse({"status": "ready"})
 
 
 __all__ = ["Unauthorized", "health", "unauthorized", "v1"]

@@ -3,17 +3,24 @@
     runner = JobRunner(catalog, images, events)
     for job_id in runner.requeue_unfinished(): supervisor.submit(job_id)   # after a restart
 
-It builds a job's `paint` message (resuming from the last preview after a worker died), says what
-each worker message means for the job (stored and published through `studio.events.JobEvents`),
+It builds a job's `paint` message (resuming from the last preview when the job ran before), says
+what each worker message means for the job (stored and published through `studio.events.JobEvents`),
 and decides what a worker's death means: the job runs once more, then fails.
+
+A job's `attempts` counts its runs that a crash ended, plus the one under way: 1 while it first
+runs, 2 after one crash; a second crash fails it. A clean stop (Studio shut down, Ctrl-C) is not a
+crash: the job goes back to the queue with its count unchanged. A Studio that died without a clean
+stop (SIGKILL, the host lost power) left its running jobs `running`: on the next start they count
+as crashed, because their worker died with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from painting.catalog import Catalog
-from painting.errors import ImageRejected
+from painting.errors import ImageRejected, NotFound
 from painting.images import ImageStore
 from painting.progress import ProgressPoint
 from painting.records import Status
@@ -33,26 +40,36 @@ class JobRunner:
         self.events = events
 
     def requeue_unfinished(self) -> list[str]:
-        """After a Studio restart: every unfinished job back to queued, oldest first; their ids."""
+        """At Studio's start: the jobs to run, oldest first. One still `running` was cut off by a
+        Studio that died (it stops its jobs cleanly otherwise): it counts as crashed."""
         ids = []
         for record in self.catalog.unfinished():
-            self.catalog.transition(record.id, Status.QUEUED, from_=RUNNABLE)
+            if record.status == Status.RUNNING and not self.on_worker_died(record.id):
+                continue
             ids.append(record.id)
         return ids
 
+    def on_stopped(self, job_id: str) -> None:
+        """The job's worker was stopped cleanly (Studio is shutting down): queued again, not a crash."""
+        with contextlib.suppress(NotFound):
+            self.catalog.transition(job_id, Status.QUEUED, from_={Status.RUNNING})
+
     def paint_message(self, job_id: str) -> port.Message | None:
-        record = self.catalog.get(job_id)
+        try:
+            record = self.catalog.get(job_id)
+        except NotFound:
+            return None  # forgotten (deleted) while it waited
         if record.status not in RUNNABLE:
             return None
         init, start = None, 0
-        if record.attempts >= 1 and record.preview_image is not None and record.params.preview_every:
+        if record.iteration > 0 and record.preview_image is not None and record.params.preview_every:
             # Previews come at multiples of preview_every, so the last one is at the last such multiple.
             start = record.iteration - record.iteration % record.params.preview_every
             if start > 0 and self.images.exists(record.preview_image):
                 init = self.images.read(record.preview_image)
             else:
                 start = 0
-        if not self.catalog.transition(job_id, Status.RUNNING, from_=RUNNABLE, bump_attempts=True):
+        if not self.catalog.transition(job_id, Status.RUNNING, from_=RUNNABLE, attempts=max(record.attempts, 1)):
             return None
         content = self.images.read(record.content_image)
         styles = [self.images.read(i) for i in record.style_images]
@@ -60,6 +77,12 @@ class JobRunner:
         return port.paint(job_id, params, content, styles, init=init, start_iteration=start)
 
     def on_message(self, job_id: str, message: port.Message) -> None:
+        try:
+            self._on_message(job_id, message)
+        except NotFound:  # the job was forgotten (deleted) while its worker stopped: nothing to keep
+            log.info("job %s was deleted; its worker's %r message is dropped", job_id, message.type)
+
+    def _on_message(self, job_id: str, message: port.Message) -> None:
         if message.type == "progress":
             self._on_progress(job_id, message)
         elif message.type == "done":
@@ -69,8 +92,13 @@ class JobRunner:
             except ImageRejected as exc:
                 self.events.finish(job_id, Status.FAILED, error=f"the worker's result is not a usable image: {exc}")
                 return
+            # The last iteration the worker ran: progress it sent may not all have been stored.
+            ran = (message.get("stats") or {}).get("iterations")
             iteration = self.catalog.get(job_id).iteration
-            self.events.finish(job_id, Status.DONE, result_image=result_id, iteration=iteration)
+            if isinstance(ran, int) and not isinstance(ran, bool):
+                iteration = max(iteration, ran)
+            # The preview served resumes and the page while it ran; the result replaces it (gc collects it).
+            self.events.finish(job_id, Status.DONE, result_image=result_id, iteration=iteration, preview_image=None)
         elif message.type == "error":
             self.events.finish(job_id, Status.FAILED, error=f"{message.get('code')}: {message.get('message')}")
         elif message.type == "cancelled":
@@ -95,13 +123,17 @@ class JobRunner:
         self.events.progress(job_id, point, iterations, preview_id)
 
     def on_worker_died(self, job_id: str) -> bool:
-        record = self.catalog.get(job_id)
+        """The job's worker crashed: True (queued again) after a first crash, else failed."""
+        try:
+            record = self.catalog.get(job_id)
+        except NotFound:
+            return False  # forgotten meanwhile
         if record.finished:
             return False
         if record.attempts >= 2:
             self.events.finish(job_id, Status.FAILED, error=CRASHED_TWICE)
             return False
-        return self.catalog.transition(job_id, Status.QUEUED, from_=RUNNABLE)
+        return self.catalog.transition(job_id, Status.QUEUED, from_=RUNNABLE, attempts=2)
 
 
 __all__ = ["CRASHED_TWICE", "JobRunner"]

@@ -49,6 +49,21 @@ class StudioSettings(BaseSettings):
     ping_interval_s: float = Field(10.0, gt=0, description="How often a ready worker is pinged.")
     ping_timeout_s: float = Field(20.0, gt=0, description="A worker that has not answered by then is hung.")
     shutdown_timeout_s: float = Field(5.0, gt=0, description="After closing stdin, how long before a kill.")
+    fault_retry_s: float = Field(
+        5.0, gt=0, description="When storing fails (disk full or read-only, database down): seconds between retries."
+    )
+
+    gc_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds between removals of images nothing refers to (old previews, deleted paintings); 0: never.",
+    )
+    retention_s: float = Field(
+        7 * 24 * 3600.0,
+        gt=0,
+        description="A finished job (its photo, styles and result) is deleted this many seconds after it ended.",
+    )
+    gc_grace_s: float = Field(60.0, ge=0, description="An image stored more recently than this is never collected.")
 
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1, description="Largest request body accepted.")
     max_image_bytes: int = Field(DEFAULT_MAX_BYTES, ge=1, description="Largest image file accepted.")

@@ -14,9 +14,17 @@ blocks on a pipe. A worker that dies is restarted; more than `max_restarts` in `
 stops the restarts and the supervisor reports not-ready with the reason. A ready worker is pinged
 every `ping_interval_s`; one that has not answered within `ping_timeout_s` is killed as hung.
 
-What a message means for a job is the handler's business (`studio.jobs.Jobs`): the supervisor only
-asks it for a job's `paint` message, hands it the job's messages, and tells it when a job's worker
-died (the handler says whether to run the job again).
+What a message means for a job is the handler's business (`studio.runner.JobRunner`): the
+supervisor only asks it for a job's `paint` message, hands it the job's messages, and tells it when
+a job's worker died (the handler says whether to run the job again) or was stopped cleanly.
+
+The handler stores what it is given, and storage can fail (a full or read-only disk, a database
+gone). No such failure ends a slot or loses a job: a job that cannot be started is queued again
+after `fault_retry_s`; an ending (`done`, `error`, `cancelled`) that cannot be stored is kept and
+delivered again every `fault_retry_s` until it is (the worker meanwhile paints the next job); a
+progress point that cannot be stored is dropped (the next one carries the painting on). Each failure
+is logged with its reason, and `fault` says what is wrong (Studio is not ready) until a later
+delivery works. A bug of Studio's own while serving a worker restarts that worker, like a crash.
 """
 
 from __future__ import annotations
@@ -24,17 +32,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import subprocess
 import threading
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
+from painting.errors import StorageUnavailable
 from pycasso import port
 from studio.errors import WorkerCrashed
 
 log = logging.getLogger("studio.supervisor")
 TERMINAL = frozenset({"done", "error", "cancelled"})
+T = TypeVar("T")
 
 
 class JobHandler(Protocol):
@@ -46,6 +58,9 @@ class JobHandler(Protocol):
 
     def on_worker_died(self, job_id: str) -> bool:
         """The job's worker died mid-run; return True to queue the job again (at the front)."""
+
+    def on_stopped(self, job_id: str) -> None:
+        """The job's worker was stopped cleanly (Studio is stopping): the job waits for the next start."""
 
 
 class Supervisor:
@@ -63,6 +78,7 @@ class Supervisor:
         ping_interval_s: float = 10.0,
         ping_timeout_s: float = 20.0,
         shutdown_timeout_s: float = 5.0,
+        fault_retry_s: float = 5.0,
     ) -> None:
         self.command = list(command)
         self.handler = handler
@@ -72,30 +88,44 @@ class Supervisor:
         self.ping_interval_s = ping_interval_s
         self.ping_timeout_s = ping_timeout_s
         self.shutdown_timeout_s = shutdown_timeout_s
+        self.fault_retry_s = fault_retry_s
+        self.fault: str | None = None  # what storing failed on last, until a delivery works again
         self._queue: collections.deque[str] = collections.deque()
         self._slots = [_Slot(self, i) for i in range(workers)]
         self._stopping = False
+        self._undelivered: dict[str, port.Message] = {}  # job -> its ending, not stored yet
+        self._later: set[str] = set()  # jobs that could not start, waiting for fault_retry_s
+        self._retrier: asyncio.Task | None = None
 
     # --- the public face ----------------------------------------------------------------------
 
     async def start(self) -> None:
         for slot in self._slots:
             slot.task = asyncio.create_task(slot.run(), name=f"studio-worker-{slot.index}")
+        self._retrier = asyncio.create_task(self._retry_loop(), name="studio-fault-retry")
 
     @property
     def ready(self) -> bool:
-        return any(slot.ready for slot in self._slots)
+        return self.fault is None and any(slot.ready for slot in self._slots)
 
     @property
     def not_ready_reason(self) -> str | None:
         if self.ready:
             return None
+        if self.fault is not None:
+            return self.fault
         reasons = [slot.failure for slot in self._slots if slot.failure]
         return reasons[0] if reasons else "the worker is starting (loading its model)"
 
+    def storage_works(self) -> None:
+        """Storage was just seen to work (a delivery, or the readiness probe): clear the fault,
+        unless an ending still waits to be stored."""
+        if not self._undelivered:
+            self.fault = None
+
     def submit(self, job_id: str, *, front: bool = False) -> None:
         """Queue a job; an idle worker takes it at once."""
-        if job_id in self._queue or any(slot.current == job_id for slot in self._slots):
+        if job_id in self._queue or job_id in self._undelivered or any(slot.current == job_id for slot in self._slots):
             return
         if front:
             self._queue.appendleft(job_id)
@@ -117,19 +147,70 @@ class Supervisor:
         return "unknown"
 
     async def stop(self) -> None:
-        """Close every worker's stdin, wait up to `shutdown_timeout_s`, then kill; reap them all."""
+        """Close every worker's stdin, wait up to `shutdown_timeout_s`, then kill; reap them all.
+
+        Each job a worker was painting is handed back (`on_stopped`): a clean stop is not a crash.
+        """
         self._stopping = True
+        tasks = [slot.task for slot in self._slots if slot.task is not None]
+        if self._retrier is not None:
+            tasks.append(self._retrier)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         for slot in self._slots:
-            if slot.task is not None:
-                slot.task.cancel()
-        for slot in self._slots:
-            if slot.task is not None:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await slot.task
             await slot.shut_down()
+            job, slot.current = slot.current, None
+            if job is not None:
+                self._call("hand back the job it was painting", job, functools.partial(self.handler.on_stopped, job))
+        self._deliver_undelivered()  # a last try, so a clean stop keeps what it can
 
     def _take(self) -> str | None:
         return self._queue.popleft() if self._queue else None
+
+    # --- storage faults -----------------------------------------------------------------------
+
+    def _call(self, what: str, job: str, call: Callable[[], T]) -> tuple[bool, T | None]:
+        """Run a handler call: (True, its result), or on failure log it, record the fault, (False, None)."""
+        try:
+            result = call()
+        except Exception as exc:  # storage faults above all, but a bug must not end a slot either
+            self.fault = f"Studio cannot store its work: job {job}: could not {what}: {exc}"
+            log.error("job %s: could not %s: %s", job, what, exc, exc_info=not isinstance(exc, StorageUnavailable))
+            return False, None
+        self.storage_works()
+        return True, result
+
+    def start_failed(self, job: str) -> None:
+        """The job could not be started (its record or images could not be read or written)."""
+        self._later.add(job)
+        asyncio.get_running_loop().call_later(self.fault_retry_s, self._retry_start, job)
+
+    def _retry_start(self, job: str) -> None:
+        if job in self._later and not self._stopping:
+            self._later.discard(job)
+            self.submit(job, front=True)
+
+    def deliver(self, job: str, message: port.Message) -> None:
+        """Hand a worker's message to the handler; an ending that cannot be stored is kept for later."""
+        stored, _ = self._call(
+            f"store its {message.type!r} message", job, lambda: self.handler.on_message(job, message)
+        )
+        if not stored and message.type in TERMINAL:
+            self._undelivered[job] = message
+
+    def _deliver_undelivered(self) -> None:
+        for job, message in list(self._undelivered.items()):
+            del self._undelivered[job]
+            self.deliver(job, message)
+
+    async def _retry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.fault_retry_s)
+            if self._undelivered:
+                self._deliver_undelivered()
 
 
 class _Slot:
@@ -157,13 +238,16 @@ class _Slot:
         while not self.sup._stopping:
             try:
                 await self._serve()
-            except WorkerCrashed as crash:
+            except Exception as exc:  # WorkerCrashed, or a bug of Studio's: never end the slot silently
+                crash = exc if isinstance(exc, WorkerCrashed) else WorkerCrashed(f"Studio failed: {exc!r}")
+                if not isinstance(exc, WorkerCrashed):
+                    log.exception("worker %d: Studio failed while serving it; restarting the worker", self.index)
                 self.ready = False
                 status = await self._reap()
                 log.warning("worker %d died (%s, exit status %s)", self.index, crash, status)
                 job, self.current = self.current, None
-                if job is not None and self.sup.handler.on_worker_died(job):
-                    self.sup.submit(job, front=True)
+                if job is not None:
+                    self._job_lost(job)
                 now = time.monotonic()
                 self._restarts.append(now)
                 while self._restarts and now - self._restarts[0] > self.sup.restart_window_s:
@@ -228,8 +312,19 @@ class _Slot:
                 log.info("worker %d ready: %s", self.index, message.fields)
                 return
 
+    def _job_lost(self, job: str) -> None:
+        """The worker died while painting `job`: the handler decides; if it cannot, try again later."""
+        recorded, again = self.sup._call("record its worker's death", job, lambda: self.sup.handler.on_worker_died(job))
+        if not recorded:
+            self.sup.start_failed(job)
+        elif again:
+            self.sup.submit(job, front=True)
+
     async def _start_job(self, job: str) -> None:
-        message = self.sup.handler.paint_message(job)
+        started, message = self.sup._call("start", job, lambda: self.sup.handler.paint_message(job))
+        if not started:
+            self.sup.start_failed(job)
+            return
         if message is None:
             return
         self.current = job
@@ -243,7 +338,7 @@ class _Slot:
             if message.type == "error":
                 log.warning("worker %d: %s", self.index, message.fields)
             return
-        self.sup.handler.on_message(message.job, message)
+        self.sup.deliver(message.job, message)
         if message.type in TERMINAL:
             self.current = None
 
@@ -325,23 +420,24 @@ def _read_messages(proc: subprocess.Popen, inbox: asyncio.Queue, loop: asyncio.A
     why = None
     stdout = proc.stdout
     assert stdout is not None, "the worker is started with stdout=PIPE"
-    while True:
-        try:
-            message = port.read_message(stdout)
-        except port.ProtocolError as exc:
-            if exc.fatal:
-                why = f"the worker broke the protocol: {exc}"
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+    with stdout:  # closed when the worker is done with: no file left for the garbage collector
+        while True:
+            try:
+                message = port.read_message(stdout)
+            except port.ProtocolError as exc:
+                if exc.fatal:
+                    why = f"the worker broke the protocol: {exc}"
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    break
+                log.warning("bad message from the worker: %s", exc)
+                continue
+            except (OSError, ValueError) as exc:
+                why = f"cannot read from the worker: {exc}"
                 break
-            log.warning("bad message from the worker: %s", exc)
-            continue
-        except (OSError, ValueError) as exc:
-            why = f"cannot read from the worker: {exc}"
-            break
-        if message is None:
-            break
-        put(("msg", message))
+            if message is None:
+                break
+            put(("msg", message))
     put(("eof", why))
 
 

@@ -3,20 +3,33 @@
     python fake_worker.py [normal|crash_at_start|hang]
 
 `normal` sends `ready`, then per job one `progress` frame every 20 ms (a preview every
-`preview_every` iterations: the content image) and `done` (its result: the init image of a
-resumed run, else the first style).
+`preview_every` iterations: the content image with the iteration written into it, so each preview
+is a new image) and `done` (its result: the init image of a resumed run, else the first style).
 `crash_at_start` exits with status 1 at once. `hang` sends `ready`, then never answers anything.
 """
 
 from __future__ import annotations
 
+import io
 import queue
 import sys
 import threading
 import time
 
+from PIL import Image
+
 from painting.progress import ProgressPoint
 from pycasso import port
+
+
+def _preview(content: bytes, iteration: int) -> bytes:
+    """The content image as a PNG with its first pixel set from the iteration: a distinct image each time."""
+    with Image.open(io.BytesIO(content)) as im:
+        rgb = im.convert("RGB")
+    rgb.putpixel((0, 0), (iteration % 256, iteration // 256 % 256, 7))
+    out = io.BytesIO()
+    rgb.save(out, format="PNG")
+    return out.getvalue()
 
 
 def main() -> int:
@@ -58,7 +71,7 @@ def main() -> int:
                 break
             time.sleep(0.02)
             point = ProgressPoint(i, i, 100.0 / i, 1.0, 2.0, 0.5, 0.02 * i)
-            preview = content if every and i % every == 0 and i < params["iterations"] else None
+            preview = _preview(content, i) if every and i % every == 0 and i < params["iterations"] else None
             send(port.progress(job.job, params["iterations"], point, preview))
         else:
             # The result is the init image of a resumed run, else the style: a test can see a resume.

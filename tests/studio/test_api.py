@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zlib
 
@@ -68,12 +69,27 @@ def test_repeated_idempotency_key_returns_the_same_job(fake_studio):
 def test_cancel_a_running_job(fake_studio):
     job = fake_studio.post_job({"size": 48, "iterations": 2000, "preview_every": 0}).json()
     first = read_events(fake_studio.client, job["id"], stop_after=lambda e: True)
-    response = fake_studio.client.delete(f"/v1/jobs/{job['id']}")
+    response = fake_studio.client.post(f"/v1/jobs/{job['id']}/cancel")
     assert response.status_code == 202
     events = read_events(fake_studio.client, job["id"], last_event_id=first[-1]["id"], timeout=10)
     assert events[-1]["event"] == "cancelled"
     assert fake_studio.client.get(f"/v1/jobs/{job['id']}").json()["state"] == "cancelled"
-    assert fake_studio.client.delete(f"/v1/jobs/{job['id']}").json()["state"] == "cancelled"
+    assert fake_studio.client.post(f"/v1/jobs/{job['id']}/cancel").json()["state"] == "cancelled"
+
+
+def test_forgetting_a_job_deletes_it_and_its_images(fake_studio):
+    content = png(50, 40, (3, 141, 59))
+    job = fake_studio.post_job({"size": 48, "iterations": 2000, "preview_every": 0}, content=content).json()
+    read_events(fake_studio.client, job["id"], stop_after=lambda e: True)  # running
+    content_id = hashlib.sha256(content).hexdigest()
+    assert fake_studio.client.get(f"/v1/images/{content_id}").status_code == 200
+    assert fake_studio.client.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    assert fake_studio.client.get(f"/v1/jobs/{job['id']}").status_code == 404
+    assert fake_studio.client.delete(f"/v1/jobs/{job['id']}").status_code == 404
+    # The photo is gone at once once nothing refers to it (the grace period protects only images
+    # stored moments ago; this module's Studio uses none).
+    assert fake_studio.client.get(f"/v1/images/{content_id}").status_code == 404
+    assert not any(p.name == content_id for p in (fake_studio.data_dir / "images").rglob("*"))
 
 
 def test_auth_failures(fake_studio):
@@ -93,6 +109,7 @@ def test_unknown_job_and_image_are_404(fake_studio):
     assert fake_studio.client.get("/v1/jobs/" + "0" * 32).status_code == 404
     assert fake_studio.client.get("/v1/jobs/not-an-id").status_code == 404
     assert fake_studio.client.delete("/v1/jobs/" + "0" * 32).status_code == 404
+    assert fake_studio.client.post("/v1/jobs/" + "0" * 32 + "/cancel").status_code == 404
     assert fake_studio.client.get("/v1/jobs/" + "0" * 32 + "/events").status_code == 404
     assert fake_studio.client.get("/v1/images/" + "0" * 64).status_code == 404
     assert fake_studio.client.get("/v1/images/..%2f..%2fetc%2fpasswd").status_code == 404

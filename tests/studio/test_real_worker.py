@@ -45,7 +45,7 @@ def test_cancel_reaches_the_worker(studio):
     job = studio.post_job({"size": 96, "iterations": 1000, "preview_every": 0}).json()
     first = read_events(studio.client, job["id"], stop_after=lambda e: True)
     started = time.monotonic()
-    assert studio.client.delete(f"/v1/jobs/{job['id']}").status_code == 202
+    assert studio.client.post(f"/v1/jobs/{job['id']}/cancel").status_code == 202
     events = read_events(studio.client, job["id"], last_event_id=first[-1]["id"], timeout=30)
     assert events[-1]["event"] == "cancelled" and time.monotonic() - started < 10
     assert studio.client.get(f"/v1/jobs/{job['id']}").json()["state"] == "cancelled"
