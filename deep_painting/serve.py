@@ -293,6 +293,7 @@ class GalleryThread:
         import uvicorn
 
         from gallery.app import create_app
+        from gallery.guard import server_options
 
         config = uvicorn.Config(
             create_app(gallery_settings),
@@ -301,6 +302,7 @@ class GalleryThread:
             log_level=log_level,
             ws="websockets-sansio",
             timeout_graceful_shutdown=10,
+            **server_options(gallery_settings),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="gallery", daemon=True)

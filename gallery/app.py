@@ -15,13 +15,16 @@ from fastapi.staticfiles import StaticFiles
 
 from gallery import routes
 from gallery.dispatcher import Dispatcher
+from gallery.guard import add_guards
 from gallery.hub import Hub
+from gallery.limits import Limits
 from gallery.settings import GallerySettings
 from gallery.state import GalleryState
 from gallery.studio_client import StudioClient
 from httpapi.body import BodyLimit
 from httpapi.errors import add_error_handlers
 from painting.catalog import Catalog
+from painting.fsck import start_collecting
 from painting.images import ImageStore
 
 log = logging.getLogger("gallery.app")
@@ -57,12 +60,22 @@ def create_app(
             hub.publish,
             retry_initial_s=settings.retry_initial_s,
             retry_max_s=settings.retry_max_s,
+            collect_grace_s=settings.gc_grace_s,
         )
-        app.state.gallery = GalleryState(settings, catalog, images, dispatcher, hub)
+        limits = Limits(
+            catalog,
+            per_client=settings.max_unfinished_per_client,
+            total=settings.max_unfinished,
+            per_minute=settings.max_creations_per_minute,
+        )
+        app.state.gallery = GalleryState(settings, catalog, images, dispatcher, hub, limits)
         dispatcher.start()
+        collector = start_collecting(images, catalog, interval_s=settings.gc_interval_s, grace_s=settings.gc_grace_s)
         try:
             yield
         finally:
+            if collector is not None:
+                collector.cancel()
             hub.close_all()
             await dispatcher.stop()
             await studio.aclose()
@@ -70,6 +83,7 @@ def create_app(
 
     app = FastAPI(title="Deep Painting Gallery", version="1", lifespan=lifespan, docs_url="/docs")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    add_guards(app, settings)  # outside the body cap: hosts, origins, slow bodies, security headers
     add_error_handlers(app)
     app.include_router(routes.api)
     app.include_router(routes.websocket)

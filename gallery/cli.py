@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from gallery.app import create_app
+    from gallery.guard import server_options
     from gallery.settings import GallerySettings
 
     try:
@@ -29,16 +30,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"deep-painting gallery: bad settings: {exc}", file=sys.stderr)
         return 2
-    host = args.host or settings.host
-    port = settings.port if args.port is None else args.port
+    # The command line wins, and the settings must know: the host names served default to the bind host.
+    settings = settings.model_copy(
+        update={"host": args.host or settings.host, "port": settings.port if args.port is None else args.port}
+    )
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="gallery %(levelname)s %(message)s")
     uvicorn.run(
         create_app(settings),
-        host=host,
-        port=port,
+        host=settings.host,
+        port=settings.port,
         log_level=args.log_level,
         ws="websockets-sansio",
         timeout_graceful_shutdown=10,
+        **server_options(settings),
     )
     return 0
 

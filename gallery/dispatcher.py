@@ -12,6 +12,12 @@ One asyncio task per unfinished painting (Studio keeps the queue; Gallery only f
 On start every unfinished painting gets its task again, so a Gallery restart resumes from the
 stored job id and cursor. A painting cancelled or deleted meanwhile is noticed at each step and
 its Studio job cancelled.
+
+What Studio must do to a job of a cancelled or deleted painting (cancel it; forget it with its
+images) is an intent stored in the catalog (`remote_actions`, written in the same transaction as the
+cancel or delete: `cancel` and `delete` here) and retried with capped backoff until Studio confirms
+it, however long Studio is away and across Gallery restarts: Studio never paints a cancelled or
+deleted painting to the end, and keeps nothing of a deleted one.
 """
 
 from __future__ import annotations
@@ -20,14 +26,16 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from gallery import views
-from gallery.errors import StudioJobGone, StudioRejected, StudioUnavailable
+from gallery.errors import StudioImageGone, StudioJobGone, StudioRejected, StudioUnavailable
+from gallery.hub import Publish
 from gallery.studio_client import StudioClient, StudioEvent
-from painting.catalog import Catalog
-from painting.errors import ImageRejected, NotFound
+from painting.catalog import Catalog, RemoteAction
+from painting.errors import ImageRejected, NotFound, StorageUnavailable
+from painting.fsck import collect
 from painting.images import ImageStore
 from painting.progress import ProgressPoint
 from painting.records import UNFINISHED, Status
@@ -37,7 +45,10 @@ log = logging.getLogger("gallery.dispatcher")
 _SENDABLE = frozenset({Status.QUEUED, Status.WAITING_FOR_STUDIO})
 
 
-def backoff_s(attempt: int, *, initial_s: float, max_s: float, rng: Callable[[], float] = random.random) -> float:
+_JITTER = random.Random()  # its own generator: the global one belongs to whoever seeds it (tests, Hypothesis)
+
+
+def backoff_s(attempt: int, *, initial_s: float, max_s: float, rng: Callable[[], float] = _JITTER.random) -> float:
     """Capped exponential backoff with full jitter: uniform in [0, min(max_s, initial_s * 2**attempt)]."""
     return rng() * min(max_s, initial_s * 2 ** min(attempt, 30))
 
@@ -50,10 +61,11 @@ class Dispatcher:
         catalog: Catalog,
         images: ImageStore,
         studio: StudioClient,
-        publish: Callable[[dict[str, Any]], None],
+        publish: Publish,
         *,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
+        collect_grace_s: float = 600.0,
     ) -> None:
         self.catalog = catalog
         self.images = images
@@ -63,11 +75,40 @@ class Dispatcher:
         self.retry_max_s = retry_max_s
         self._tasks: dict[str, asyncio.Task] = {}
         self._background: set[asyncio.Task] = set()
+        self._telling: set[str] = set()  # remote job ids with a task telling Studio what to do
+        self.collect_grace_s = collect_grace_s
 
     def start(self) -> None:
-        """Pick up every unfinished painting (after a restart: from its stored Studio job)."""
+        """Pick up every unfinished painting (after a restart: from its stored Studio job) and every
+        cancel or forget Studio has not confirmed yet."""
         for record in self.catalog.unfinished():
             self.kick(record.id)
+        for remote_id, _ in self.catalog.remote_actions():
+            self._tell_studio_in_background(remote_id)
+
+    def cancel(self, painting_id: str) -> bool:
+        """Cancel an unfinished painting and, in the same transaction, store the intent to cancel its
+        Studio job; then forward it. False when the painting had already ended. Raises NotFound."""
+        if not self.catalog.transition(painting_id, Status.CANCELLED, cancel_remote=True):
+            return False
+        remote_id = self.catalog.get(painting_id).remote_id
+        if remote_id is not None:  # else the painting's task cancels a submission in flight
+            self._tell_studio_in_background(remote_id)
+        self.publish(views.event("cancelled", painting_id), self.catalog.get(painting_id).owner)
+        return True
+
+    def delete(self, painting_id: str) -> None:
+        """Delete a painting: its record, then its images here and its job and images at Studio
+        (stored as an intent in the same transaction, forwarded until Studio confirms). Raises NotFound."""
+        record = self.catalog.get(painting_id)
+        self.catalog.delete(painting_id, forget_remote=True)
+        if record.remote_id is not None:
+            self._tell_studio_in_background(record.remote_id)
+        self.publish(views.event("deleted", painting_id), record.owner)
+        self._in_background(
+            asyncio.to_thread(collect, self.images, self.catalog, record.image_ids(), grace_s=self.collect_grace_s),
+            f"collect-{painting_id}",
+        )
 
     def kick(self, painting_id: str) -> None:
         """Make sure a task is taking this painting to Studio."""
@@ -83,24 +124,43 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    def forward_cancel(self, remote_id: str | None) -> None:
-        """Tell Studio to cancel a job, in the background, retrying for a while if it is away."""
-        if remote_id is None:
-            return  # the painting's task cancels the job if its submission was in flight
-        task = asyncio.create_task(self._cancel_remote(remote_id))
+    def forward(self, remote_id: str, action: RemoteAction) -> None:
+        """Store the intent that Studio `cancel` or `forget` a job and tell Studio, until it confirms."""
+        self.catalog.add_remote_action(remote_id, action)
+        self._tell_studio_in_background(remote_id)
+
+    def _in_background(self, work: Coroutine[Any, Any, object], name: str) -> asyncio.Task:
+        task = asyncio.create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
-    async def _cancel_remote(self, remote_id: str) -> None:
-        for attempt in range(8):
+    def _tell_studio_in_background(self, remote_id: str) -> None:
+        if remote_id in self._telling:
+            return
+        self._telling.add(remote_id)
+        task = self._in_background(self._tell_studio(remote_id), f"tell-studio-{remote_id}")
+        task.add_done_callback(lambda _: self._telling.discard(remote_id))
+
+    async def _tell_studio(self, remote_id: str) -> None:
+        """Do what is stored for this job at Studio (a forget may replace a cancel meanwhile), with
+        capped backoff however long Studio is away; forget the intent once Studio confirms it."""
+        attempt = 0
+        while True:
             try:
-                await self.studio.cancel(remote_id)
-                return
-            except (StudioJobGone, StudioRejected):
-                return
-            except StudioUnavailable as exc:
-                log.info("cancelling Studio job %s: %s; retrying", remote_id, exc)
+                action = dict(self.catalog.remote_actions()).get(remote_id)
+                if action is None:
+                    return
+                try:
+                    await (self.studio.forget if action == "forget" else self.studio.cancel)(remote_id)
+                except (StudioJobGone, StudioRejected) as exc:
+                    log.info("Studio job %s, %s: %s; nothing left to do", remote_id, action, exc)
+                self.catalog.remove_remote_action(remote_id, action)
+                attempt = 0
+            except (StudioUnavailable, StorageUnavailable) as exc:
+                log.info("Studio job %s: %s; retrying", remote_id, exc)
                 await asyncio.sleep(backoff_s(attempt, initial_s=self.retry_initial_s, max_s=self.retry_max_s))
+                attempt += 1
 
     # --- one painting -------------------------------------------------------------------------
 
@@ -109,18 +169,25 @@ class Dispatcher:
         while True:
             try:
                 record = self.catalog.get(painting_id)
-            except NotFound:
-                return  # deleted
-            if record.finished:
-                return
-            try:
+                if record.finished:
+                    return
                 if record.remote_id is None:
                     if not await self._send(painting_id):
                         return
                     record = self.catalog.get(painting_id)
                 if await self._follow(painting_id, record.remote_id, record.remote_cursor):
                     return
-                failures = 0  # the stream ended without a final event: reconnect at once
+                # The stream ended without an ending: Studio is shutting down, or a proxy cut it.
+                # Reconnect after a pause that grows while nothing new arrives, so a stream that
+                # keeps ending early is no busy loop.
+                if self.catalog.get(painting_id).remote_cursor != record.remote_cursor:
+                    failures = 0
+                await asyncio.sleep(backoff_s(failures, initial_s=self.retry_initial_s, max_s=self.retry_max_s))
+                failures += 1
+            except StorageUnavailable as exc:  # Gallery's own disk or database: wait for it
+                log.warning("painting %s: %s; retrying", painting_id, exc)
+                await asyncio.sleep(backoff_s(failures, initial_s=self.retry_initial_s, max_s=self.retry_max_s))
+                failures += 1
             except StudioUnavailable as exc:
                 self._wait(painting_id, str(exc))
                 await asyncio.sleep(backoff_s(failures, initial_s=self.retry_initial_s, max_s=self.retry_max_s))
@@ -153,10 +220,11 @@ class Dispatcher:
             applied = self.catalog.transition(
                 painting_id, Status.RUNNING, from_=_SENDABLE, remote_id=str(job["id"]), remote_cursor=None, error=None
             )
-        except NotFound:
-            applied = False
-        if not applied:
-            self.forward_cancel(str(job["id"]))
+        except NotFound:  # deleted while it was being sent: Studio must forget the job it just made
+            self.forward(str(job["id"]), "forget")
+            return False
+        if not applied:  # cancelled meanwhile
+            self.forward(str(job["id"]), "cancel")
             return False
         return True
 
@@ -167,7 +235,7 @@ class Dispatcher:
             record = self.catalog.get(painting_id)
             if record.finished:
                 if record.status == Status.CANCELLED:
-                    self.forward_cancel(job_id)
+                    self.forward(job_id, "cancel")
                 return True
             if record.status == Status.WAITING_FOR_STUDIO:
                 self.catalog.transition(painting_id, Status.RUNNING, from_={Status.WAITING_FOR_STUDIO}, error=None)
@@ -186,15 +254,17 @@ class Dispatcher:
             preview = await self._copy_image(data.get("preview_image"))
             if self.catalog.record_progress(painting_id, point, preview_image=preview):
                 self.catalog.update(painting_id, remote_cursor=studio_event.id)
-                total = iterations if isinstance(iterations, int) else self.catalog.get(painting_id).iterations
-                self.publish(views.progress_event(painting_id, point, total, preview))
+                record = self.catalog.get(painting_id)
+                total = iterations if isinstance(iterations, int) else record.iterations
+                self.publish(views.progress_event(painting_id, point, total, preview), record.owner)
             return False
         if studio_event.type == "done":
             result = await self._copy_image(data.get("result_image"))
             if result is None:
                 self._finish(painting_id, Status.FAILED, "failed", error="Studio finished without a usable result")
             else:
-                self._finish(painting_id, Status.DONE, "done", result_image=result)
+                # The page shows the result now: the last preview is no longer needed (gc collects it).
+                self._finish(painting_id, Status.DONE, "done", result_image=result, preview_image=None)
             return True
         if studio_event.type == "failed":
             self._finish(painting_id, Status.FAILED, "failed", error=str(data.get("error") or "Studio failed"))
@@ -207,7 +277,11 @@ class Dispatcher:
     async def _copy_image(self, studio_image_id: Any) -> str | None:
         if not studio_image_id:
             return None
-        data = await self.studio.image(str(studio_image_id))
+        try:
+            data = await self.studio.image(str(studio_image_id))
+        except StudioImageGone:  # an old preview Studio replaced and collected while Gallery was behind
+            log.info("Studio image %s is gone; skipping it", studio_image_id)
+            return None
         try:
             return self.images.put(data).id
         except ImageRejected as exc:
@@ -222,7 +296,7 @@ class Dispatcher:
                 extra["result_image"] = record.result_image
             elif status == Status.FAILED:
                 extra["error"] = record.error
-            self.publish(views.event(kind, painting_id, **extra))
+            self.publish(views.event(kind, painting_id, **extra), record.owner)
 
     def _wait(self, painting_id: str, reason: str) -> None:
         with contextlib.suppress(NotFound):
@@ -230,7 +304,7 @@ class Dispatcher:
                 painting_id, Status.WAITING_FOR_STUDIO, from_={Status.QUEUED, Status.RUNNING}, error=reason
             )
             if applied:
-                self.publish(views.event("waiting", painting_id, reason=reason))
+                self.publish(views.event("waiting", painting_id, reason=reason), self.catalog.get(painting_id).owner)
 
 
 __all__ = ["Dispatcher", "backoff_s"]

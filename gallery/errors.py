@@ -6,6 +6,7 @@
         │   └── StudioUnauthorized  Studio refused Gallery's token (401/403): a configuration fault,
         │                           so the painting waits for the operator instead of failing
         ├── StudioRejected       Studio refused the request (4xx other than 404): do not retry
+        │   └── StudioImageGone  Studio no longer has an image (404): a preview it replaced and collected
         └── StudioJobGone        Studio does not know the job (404): send the painting again
 
 A refused request (BadRequest, BodyTooLarge) is `httpapi.errors`', storage errors are
@@ -35,6 +36,10 @@ class StudioRejected(StudioError):
     """Studio refused the request (a 4xx other than 404); retrying will not help."""
 
 
+class StudioImageGone(StudioRejected):
+    """Studio no longer has the image (404): an old preview it has collected since (Gallery fell behind)."""
+
+
 class StudioJobGone(StudioError):
     """Studio does not know this job (404): it lost its data, or never had it."""
 
@@ -42,6 +47,7 @@ class StudioJobGone(StudioError):
 __all__ = [
     "GalleryError",
     "StudioError",
+    "StudioImageGone",
     "StudioJobGone",
     "StudioRejected",
     "StudioUnauthorized",

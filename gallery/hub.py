@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,16 +23,19 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 log = logging.getLogger("gallery.hub")
 
 QUEUE_SIZE = 1000
+Sees = Callable[[str | None], bool]  # whether a connection may see the events of a painting of this owner
+Publish = Callable[[dict[str, Any], str | None], None]  # Hub.publish: an event, and its painting's owner
 _CLOSE = object()
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: Collection[str]) -> bool:
-    """Whether a WebSocket from `origin` may connect: in `allowed`, or (when empty) same as `host`."""
+    """Whether a WebSocket from `origin` may connect: Gallery's own page (the origin `host` names), or
+    one of `allowed`, as for the API's state-changing requests (gallery.guard)."""
     if not origin:
         return False  # every browser sends Origin; a page's script cannot remove it
     origin = origin.rstrip("/")
-    if allowed:
-        return origin in {a.rstrip("/") for a in allowed}
+    if origin in {a.rstrip("/") for a in allowed}:
+        return True
     parts = urlsplit(origin)
     return parts.scheme in ("http", "https") and bool(host) and parts.netloc.lower() == (host or "").lower()
 
@@ -42,20 +45,23 @@ class Hub:
 
     def __init__(self, allowed_origins: Collection[str] = ()) -> None:
         self.allowed_origins = tuple(allowed_origins)
-        self._queues: set[asyncio.Queue] = set()
+        self._queues: dict[asyncio.Queue, Sees] = {}  # each connection's queue, and whose events it gets
 
     @property
     def connections(self) -> int:
         return len(self._queues)
 
-    def publish(self, event: dict[str, Any]) -> None:
+    def publish(self, event: dict[str, Any], owner: str | None = None) -> None:
+        """Send `event` about a painting of `owner` (its digest) to every connection that may see it."""
         text = json.dumps(event, separators=(",", ":"), allow_nan=False)
-        for queue in list(self._queues):
+        for queue, sees in list(self._queues.items()):
+            if not sees(owner):
+                continue
             try:
                 queue.put_nowait(text)
             except asyncio.QueueFull:
                 log.warning("closing a WebSocket that is not keeping up")
-                self._queues.discard(queue)
+                self._queues.pop(queue, None)
                 with contextlib.suppress(asyncio.QueueFull):
                     queue.put_nowait(_CLOSE)
 
@@ -64,14 +70,15 @@ class Hub:
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(_CLOSE)
 
-    async def serve(self, websocket: WebSocket) -> None:
-        """Run one `/ws` connection until the client leaves or the hub closes."""
+    async def serve(self, websocket: WebSocket, sees: Sees = lambda owner: True) -> None:
+        """Run one `/ws` connection until the client leaves or the hub closes; it gets the events of
+        the paintings whose owner `sees` accepts (all of them in a public gallery)."""
         if not origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"), self.allowed_origins):
             await websocket.close(code=1008)  # before accept: the client gets HTTP 403
             return
         await websocket.accept()
         queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUE_SIZE)
-        self._queues.add(queue)
+        self._queues[queue] = sees
         receiver = asyncio.create_task(_drain(websocket))
         try:
             while True:
@@ -89,7 +96,7 @@ class Hub:
         except (WebSocketDisconnect, RuntimeError):
             return
         finally:
-            self._queues.discard(queue)
+            self._queues.pop(queue, None)
             receiver.cancel()
 
 
@@ -102,4 +109,4 @@ async def _drain(websocket: WebSocket) -> None:
                 return
 
 
-__all__ = ["Hub", "origin_allowed"]
+__all__ = ["Hub", "Publish", "Sees", "origin_allowed"]

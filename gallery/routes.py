@@ -1,7 +1,7 @@
 """Gallery's routes: the browser API under /api, the WebSocket /ws and the health checks.
 
     POST   /api/paintings              multipart: content, style (one or more), params (JSON) -> 201
-    GET    /api/paintings?limit=&offset=   newest first -> {items, total}
+    GET    /api/paintings?limit=&offset=   newest first -> {items, total} (limit 1-500, offset 0-10**9)
     GET    /api/paintings/{id}         the painting with its loss curve (`progress`)
     POST   /api/paintings/{id}/cancel  -> the painting
     POST   /api/paintings/{id}/remix   JSON {params} -> 201 a new painting with the same images
@@ -12,6 +12,12 @@
     GET    /health/live, /health/ready
 
 Each route takes the running Gallery as `GalleryDep`; errors become statuses in `httpapi.errors`.
+A request Gallery cannot paint is refused here, before anything is stored: bad params, a photo whose
+painting would be too narrow or too wide at the size asked (`painting.params.painting_shape`, on the
+photo as shown, EXIF orientation applied), too many parts. Every refusal is `{"detail": str}`, and
+each route's `responses=` says which ones it gives, so /openapi.json tells the truth about them.
+The multipart body is read by hand (the caps on files and fields stay ours); `openapi_extra`
+describes it.
 """
 
 from __future__ import annotations
@@ -24,25 +30,49 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile
 
 from gallery import views
+from gallery.owners import Visitor, VisitorDep
 from gallery.state import GalleryDep, GalleryState
-from httpapi.errors import BadRequest
-from httpapi.forms import file_part
-from httpapi.images import image_response
+from httpapi.errors import BadRequest, Forbidden, refusals
+from httpapi.forms import file_part, painting_form, read_form
+from httpapi.images import IMAGE_RESPONSE, image_response
 from painting.catalog import MAX_PAGE
-from painting.params import Params, parse_params
-from painting.records import Status
+from painting.errors import NotFound
+from painting.images import check_image_id, upright_size
+from painting.params import MAX_STYLES, Params, limited_schema, painting_shape, parse_params
+from painting.records import PaintingRecord
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+MAX_OFFSET = 10**9  # far past any gallery; SQLite's integers end at 2**63 - 1
+
+PAINTING_FORM = painting_form(
+    Params.model_json_schema(),
+    max_styles=MAX_STYLES,
+    styles="One or more style images (at most GALLERY_MAX_STYLES, 8 by default).",
+)
+REMIX_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"params": {**Params.model_json_schema(), "description": "The new parameters."}},
+                }
+            }
+        },
+    }
+}
 
 api = APIRouter(prefix="/api")
 health = APIRouter(prefix="/health", include_in_schema=False)
 websocket = APIRouter()
 
 
-@api.post("/paintings", status_code=201)
-async def create_painting(request: Request, gallery: GalleryDep) -> JSONResponse:
+@api.post("/paintings", status_code=201, responses=refusals(413, 415, 422, 429), openapi_extra=PAINTING_FORM)
+async def create_painting(request: Request, gallery: GalleryDep, visitor: VisitorDep) -> JSONResponse:
     max_styles = gallery.settings.max_styles
-    async with request.form(max_files=max_styles + 2, max_fields=8) as form:
+    too_many = f"style: at most {max_styles} style images"
+    async with read_form(request, max_files=max_styles + 2, max_fields=8, too_many_files=too_many) as form:
         params = form.get("params")
         if isinstance(params, UploadFile):
             raise BadRequest("params: must be a text field with JSON, not a file")
@@ -51,78 +81,99 @@ async def create_painting(request: Request, gallery: GalleryDep) -> JSONResponse
         if not style_parts:
             raise BadRequest("style: missing part (at least one style image is needed)")
         if len(style_parts) > max_styles:
-            raise BadRequest(f"style: at most {max_styles} style images")
+            raise BadRequest(too_many)
         styles = [await file_part([s], "style") for s in style_parts]
-    parsed = _parse(params, len(styles))
+    parsed = _parse(gallery, params, len(styles))
+    _check_shape(upright_size(content), parsed.size)
+    _admit(gallery, visitor, request)
     content_ref, *style_refs = gallery.images.put_all([("content", content), *(("style", s) for s in styles)])
-    return _created(gallery, parsed, content_ref.id, [s.id for s in style_refs])
+    return _created(gallery, visitor, request, parsed, content_ref.id, [s.id for s in style_refs])
 
 
-@api.get("/paintings")
+@api.get("/paintings", responses=refusals(422))
 async def list_paintings(
-    gallery: GalleryDep, limit: int = Query(20, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0)
+    gallery: GalleryDep,
+    visitor: VisitorDep,
+    limit: int = Query(20, ge=1, le=MAX_PAGE, description="How many paintings, newest first."),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET, description="How many of the newest to skip."),
 ) -> dict[str, Any]:
     catalog = gallery.catalog
+    if visitor.private and not visitor.operator and visitor.owner is None:
+        return {"items": [], "total": 0, "limit": limit, "offset": offset}  # nothing of its own yet
+    owner = visitor.owner if visitor.private and not visitor.operator else None
+    records = catalog.newest(limit=limit, offset=offset, owner=owner)
     return {
-        "items": [views.painting_json(r) for r in catalog.newest(limit=limit, offset=offset)],
-        "total": catalog.count(),
+        "items": [views.painting_json(r, mine=visitor.may_change(r)) for r in records],
+        "total": catalog.count(owner=owner),
         "limit": limit,
         "offset": offset,
     }
 
 
-@api.get("/paintings/{painting_id}")
-async def get_painting(painting_id: str, gallery: GalleryDep) -> dict[str, Any]:
+@api.get("/paintings/{painting_id}", responses=refusals(404, 422))
+async def get_painting(painting_id: str, gallery: GalleryDep, visitor: VisitorDep) -> dict[str, Any]:
+    record = _visible(gallery, visitor, painting_id)
+    return views.painting_json(record, gallery.catalog.progress(painting_id), mine=visitor.may_change(record))
+
+
+@api.post("/paintings/{painting_id}/cancel", responses=refusals(403, 404, 422))
+async def cancel_painting(painting_id: str, gallery: GalleryDep, visitor: VisitorDep) -> dict[str, Any]:
+    _changeable(gallery, visitor, painting_id, "cancel")
+    gallery.dispatcher.cancel(painting_id)
     record = gallery.catalog.get(painting_id)
-    return views.painting_json(record, gallery.catalog.progress(painting_id))
+    return views.painting_json(record, gallery.catalog.progress(painting_id), mine=True)
 
 
-@api.post("/paintings/{painting_id}/cancel")
-async def cancel_painting(painting_id: str, gallery: GalleryDep) -> dict[str, Any]:
-    catalog = gallery.catalog
-    if catalog.transition(painting_id, Status.CANCELLED):
-        record = catalog.get(painting_id)
-        gallery.dispatcher.forward_cancel(record.remote_id)
-        gallery.hub.publish(views.event("cancelled", painting_id))
-    return views.painting_json(catalog.get(painting_id), catalog.progress(painting_id))
-
-
-@api.post("/paintings/{painting_id}/remix", status_code=201)
-async def remix_painting(painting_id: str, request: Request, gallery: GalleryDep) -> JSONResponse:
-    original = gallery.catalog.get(painting_id)
+@api.post(
+    "/paintings/{painting_id}/remix",
+    status_code=201,
+    responses=refusals(403, 404, 413, 415, 422, 429),
+    openapi_extra=REMIX_BODY,
+)
+async def remix_painting(painting_id: str, request: Request, gallery: GalleryDep, visitor: VisitorDep) -> JSONResponse:
+    original = _changeable(gallery, visitor, painting_id, "remix")
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's json decoder goes
         raise BadRequest('body: must be JSON like {"params": {...}}') from None
     if not isinstance(body, dict):
         raise BadRequest('body: must be a JSON object like {"params": {...}}')
-    parsed = _parse(body.get("params"), len(original.styles))
-    return _created(gallery, parsed, original.content_image, list(original.style_images))
+    parsed = _parse(gallery, body.get("params"), len(original.styles))
+    _check_shape(gallery.images.ref(original.content_image).upright, parsed.size)
+    _admit(gallery, visitor, request)
+    return _created(gallery, visitor, request, parsed, original.content_image, list(original.style_images))
 
 
-@api.delete("/paintings/{painting_id}", status_code=204)
-async def delete_painting(painting_id: str, gallery: GalleryDep) -> Response:
-    record = gallery.catalog.get(painting_id)
-    gallery.catalog.delete(painting_id)
-    if not record.finished:
-        gallery.dispatcher.forward_cancel(record.remote_id)
-    gallery.hub.publish(views.event("deleted", painting_id))
+@api.delete("/paintings/{painting_id}", status_code=204, responses=refusals(403, 404, 422))
+async def delete_painting(painting_id: str, gallery: GalleryDep, visitor: VisitorDep) -> Response:
+    _changeable(gallery, visitor, painting_id, "delete")
+    gallery.dispatcher.delete(painting_id)
     return Response(status_code=204)
 
 
-@api.get("/images/{image_id}")
-async def get_image(image_id: str, gallery: GalleryDep) -> FileResponse:
-    return image_response(gallery.images, image_id, cache_control=IMMUTABLE)
+@api.get("/images/{image_id}", response_class=FileResponse, responses={**IMAGE_RESPONSE, **refusals(404, 422)})
+async def get_image(image_id: str, gallery: GalleryDep, visitor: VisitorDep) -> FileResponse:
+    if visitor.private and not visitor.operator:
+        check_image_id(image_id)
+        if visitor.owner is None or not gallery.catalog.owner_has_image(visitor.owner, image_id):
+            raise NotFound("No image with that id.")
+    # A private gallery's images are the browser's own: no shared cache may keep them.
+    cache = IMMUTABLE.replace("public", "private") if visitor.private else IMMUTABLE
+    return image_response(gallery.images, image_id, cache_control=cache)
 
 
 @api.get("/params/schema")
-async def params_schema() -> dict[str, Any]:
-    return Params.model_json_schema()
+async def params_schema(gallery: GalleryDep) -> dict[str, Any]:
+    """The parameters' schema with this Gallery's own caps (size, iterations): the form never offers more."""
+    return limited_schema(max_size=gallery.settings.max_size, max_iterations=gallery.settings.max_iterations)
 
 
 @websocket.websocket("/ws")
-async def events(socket: WebSocket, gallery: GalleryDep) -> None:
-    await gallery.hub.serve(socket)
+async def events(socket: WebSocket, gallery: GalleryDep, visitor: VisitorDep) -> None:
+    if visitor.private and not visitor.operator:
+        await gallery.hub.serve(socket, lambda owner: owner is not None and owner == visitor.owner)
+    else:
+        await gallery.hub.serve(socket)
 
 
 @health.get("/live")
@@ -132,16 +183,14 @@ async def live() -> dict[str, str]:
 
 @health.get("/ready")
 async def ready(gallery: GalleryDep) -> JSONResponse:
-    """Ready to take paintings: the catalog answers. Studio's state is not part of it, because a
-    painting made while Studio is away waits for it rather than failing."""
-    try:
-        gallery.catalog.count()
-    except Exception as exc:  # any database failure means not ready; say which
-        return JSONResponse({"status": "not ready", "reason": f"catalog: {type(exc).__name__}"}, status_code=503)
+    """Ready to take paintings: its catalog and image store take writes (see GalleryState.readiness)."""
+    reason = gallery.readiness()
+    if reason is not None:
+        return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 
-def _parse(params: Any, style_count: int) -> Params:
+def _parse(gallery: GalleryState, params: Any, style_count: int) -> Params:
     if not isinstance(params, dict | str | None):
         params = json.dumps(params)  # a list or number: let the parser say what is wrong
     try:
@@ -149,16 +198,71 @@ def _parse(params: Any, style_count: int) -> Params:
         parsed.blend_for(style_count)
     except ValueError as exc:
         raise BadRequest(f"params: {exc}") from None
+    settings = gallery.settings
+    # A value left out takes its default, lowered to this Gallery's cap; one asked for is checked.
+    lowered = {
+        name: cap
+        for name, cap in (("size", settings.max_size), ("iterations", settings.max_iterations))
+        if name not in parsed.model_fields_set and getattr(parsed, name) > cap
+    }
+    parsed = parsed.model_copy(update=lowered) if lowered else parsed
+    if parsed.size > settings.max_size:
+        raise BadRequest(f"params: size: this Gallery paints at most {settings.max_size} px high (asked {parsed.size})")
+    if parsed.iterations > settings.max_iterations:
+        raise BadRequest(
+            f"params: iterations: this Gallery runs at most {settings.max_iterations} (asked {parsed.iterations})"
+        )
     return parsed
 
 
-def _created(gallery: GalleryState, params: Params, content_id: str, style_ids: list[str]) -> JSONResponse:
-    record = gallery.catalog.create(params=params, content_image=content_id, style_images=style_ids)
-    gallery.hub.publish({"type": "painting.created", "id": record.id, "painting": views.painting_json(record)})
+def _visible(gallery: GalleryState, visitor: Visitor, painting_id: str) -> PaintingRecord:
+    """The painting, if this visitor may see it; NotFound otherwise (a private one is not there for others)."""
+    record = gallery.catalog.get(painting_id)
+    if not visitor.may_see(record):
+        raise NotFound("No painting with that id.")
+    return record
+
+
+def _changeable(gallery: GalleryState, visitor: Visitor, painting_id: str, action: str) -> PaintingRecord:
+    """The painting, if this visitor may `action` it; else Forbidden (NotFound where it may not even see it)."""
+    record = _visible(gallery, visitor, painting_id)
+    if not visitor.may_change(record):
+        raise Forbidden(f"Only the browser that made this painting can {action} it.")
+    return record
+
+
+def _admit(gallery: GalleryState, visitor: Visitor, request: Request) -> None:
+    """The caps on how much one browser, one address and everyone may have painted at once (429)."""
+    if not visitor.operator:
+        gallery.limits.admit(visitor.owner, request.client.host if request.client else None)
+
+
+def _check_shape(upright: tuple[int, int] | None, size: int) -> None:
+    """BadRequest (422) when the photo, `upright` (width, height) as shown, cannot be painted `size` px tall.
+
+    None (a header that cannot be read) passes: storing the image then refuses it and says why.
+    """
+    if upright is None:
+        return
+    try:
+        painting_shape(*upright, size)
+    except ValueError as exc:
+        raise BadRequest(f"content: {exc}") from None
+
+
+def _created(
+    gallery: GalleryState, visitor: Visitor, request: Request, params: Params, content_id: str, style_ids: list[str]
+) -> JSONResponse:
+    owner = visitor.claim()
+    record = gallery.catalog.create(params=params, content_image=content_id, style_images=style_ids, owner=owner)
+    event = {"type": "painting.created", "id": record.id, "painting": views.painting_json(record)}
+    gallery.hub.publish(event, record.owner)
     gallery.dispatcher.kick(record.id)
-    return JSONResponse(
-        views.painting_json(record, []), status_code=201, headers={"Location": f"/api/paintings/{record.id}"}
+    response = JSONResponse(
+        views.painting_json(record, [], mine=True), status_code=201, headers={"Location": f"/api/paintings/{record.id}"}
     )
+    visitor.remember(response, secure=request.url.scheme == "https")
+    return response
 
 
 __all__ = ["api", "health", "websocket"]

@@ -18,8 +18,10 @@ from starlette.requests import HTTPConnection
 
 from gallery.dispatcher import Dispatcher
 from gallery.hub import Hub
+from gallery.limits import Limits
 from gallery.settings import GallerySettings
 from painting.catalog import Catalog
+from painting.errors import StorageUnavailable
 from painting.images import ImageStore
 
 
@@ -32,6 +34,17 @@ class GalleryState:
     images: ImageStore
     dispatcher: Dispatcher
     hub: Hub
+    limits: Limits
+
+    def readiness(self) -> str | None:
+        """Why Gallery cannot take paintings now (None: it can): its catalog and image store must take
+        writes. Studio's state is not part of it: a painting made while Studio is away waits for it."""
+        try:
+            self.catalog.check_writable()
+            self.images.check_writable()
+        except StorageUnavailable as exc:
+            return str(exc)
+        return None
 
 
 def gallery_state(connection: HTTPConnection) -> GalleryState:

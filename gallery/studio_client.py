@@ -3,7 +3,7 @@
     client = StudioClient("http://127.0.0.1:8100", token="...")
     job = await client.submit(painting_id, content_png, [style_png], params_dict)
     async for event in client.events(job["id"], last_event_id="3"): ...
-    await client.cancel(job["id"])
+    await client.cancel(job["id"])      # stop it;  await client.forget(job["id"]): and delete it there
 
 Every failure is one of `gallery.errors`: StudioUnavailable (connect/read errors, timeouts, 5xx:
 retry later), StudioRejected (4xx: do not retry), StudioJobGone (404 for a job). `transport` lets
@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from gallery.errors import StudioJobGone, StudioRejected, StudioUnauthorized, StudioUnavailable
+from gallery.errors import StudioImageGone, StudioJobGone, StudioRejected, StudioUnauthorized, StudioUnavailable
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,12 @@ class StudioClient:
         return _json(response)
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
-        return _json(await self._call("DELETE", f"/v1/jobs/{job_id}"))
+        """Stop a job (it stays, cancelled); Studio's job JSON."""
+        return _json(await self._call("POST", f"/v1/jobs/{job_id}/cancel"))
+
+    async def forget(self, job_id: str) -> None:
+        """Stop a job if it runs and delete it and its images at Studio (the painting was deleted)."""
+        await self._call("DELETE", f"/v1/jobs/{job_id}")
 
     async def image(self, image_id: str) -> bytes:
         return (await self._call("GET", f"/v1/images/{image_id}")).content
@@ -129,6 +134,8 @@ def _raise_for_status(response: httpx.Response, url: str) -> None:
         )
     if status == 404 and "/v1/jobs/" in url:
         raise StudioJobGone(f"Studio has no such job: {detail}")
+    if status == 404 and "/v1/images/" in url:
+        raise StudioImageGone(f"Studio no longer has that image: {detail}")
     raise StudioRejected(f"Studio refused the painting ({status}): {detail}")
 
 

@@ -8,8 +8,11 @@ from painting.progress import ProgressPoint, json_safe
 from painting.records import PaintingRecord
 
 
-def painting_json(record: PaintingRecord, progress: list[ProgressPoint] | None = None) -> dict[str, Any]:
-    """A painting as the API shows it; with `progress`, its loss curve too."""
+def painting_json(
+    record: PaintingRecord, progress: list[ProgressPoint] | None = None, *, mine: bool | None = None
+) -> dict[str, Any]:
+    """A painting as the API shows it; with `progress`, its loss curve too; with `mine`, whether the
+    browser asking may change it (the page offers cancel, remix and delete only then)."""
     body: dict[str, Any] = {
         "id": record.id,
         "status": record.status.value,
@@ -26,6 +29,8 @@ def painting_json(record: PaintingRecord, progress: list[ProgressPoint] | None =
     }
     if progress is not None:
         body["progress"] = [p.to_json() for p in progress]
+    if mine is not None:
+        body["mine"] = mine
     return json_safe(body)
 
 

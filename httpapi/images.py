@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.responses import FileResponse
 
 from painting.images import ImageStore
+
+# The 200 of a route that answers with `image_response`, for its `responses=`.
+IMAGE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The image's bytes, as stored.",
+        "content": {
+            t: {"schema": {"type": "string", "format": "binary"}} for t in ("image/png", "image/jpeg", "image/webp")
+        },
+    }
+}
 
 
 def image_response(store: ImageStore, image_id: str, *, cache_control: str) -> FileResponse:
@@ -20,4 +32,4 @@ def image_response(store: ImageStore, image_id: str, *, cache_control: str) -> F
     )
 
 
-__all__ = ["image_response"]
+__all__ = ["IMAGE_RESPONSE", "image_response"]

@@ -123,7 +123,11 @@ export class PaintingView {
       download.href = imageUrl(p.result_image);
       download.download = `deep-painting-${p.id.slice(0, 8)}.png`;
     }
-    this.$("cancel-button").hidden = FINISHED.has(p.status);
+    // Only the browser that made a painting may change it (`mine`, from the API); others just look.
+    const mine = p.mine === true;
+    this.$("cancel-button").hidden = !mine || FINISHED.has(p.status);
+    this.$("remix-button").hidden = !mine;
+    this.$("delete-button").hidden = !mine;
     this.drawChart(points);
   }
 

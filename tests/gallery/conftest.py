@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -100,6 +102,10 @@ class GalleryServer:
             "retry_max_s": 0.3,
             "studio_stream_timeout_s": 15,
             "frontend_dir": data_dir / "no-frontend",
+            # The caps on paintings at once (429) are tested on their own; other tests paint freely.
+            "max_unfinished_per_client": 1000,
+            "max_unfinished": 1000,
+            "max_creations_per_minute": 10_000,
             **overrides,
         }
         self.settings = GallerySettings(**values)
@@ -190,3 +196,31 @@ def wait_for_fixture() -> Callable[..., object]:
 @pytest.fixture
 def images() -> dict[str, Callable[..., bytes]]:
     return {"png": png, "bomb": bomb_png}
+
+
+# Debian's Chromium, driven by Playwright (never `playwright install`: it downloads a browser).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium for a test module; skipped loudly (failed as root, as in CI) when missing."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
+    )
+    executable = shutil.which("chromium")
+    if executable is None:
+        if os.geteuid() == 0:  # CI runs as root and has installed it: missing is a failure there
+            pytest.fail("chromium is missing; run `bash scripts/system-deps.sh`")
+        pytest.skip("SKIPPED LOUDLY: chromium is not installed and we are not root (bash scripts/system-deps.sh)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -7,8 +7,6 @@ Never runs `playwright install`: the browser is the system's `chromium` (scripts
 from __future__ import annotations
 
 import io
-import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -24,29 +22,8 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 FRONTEND = REPO / "frontend"
 SCREENSHOTS = REPO / "out" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = shutil.which("chromium")
-    if executable is None:
-        if os.geteuid() == 0:  # CI runs as root and has installed it: missing is a failure there
-            pytest.fail("chromium is missing; run `bash scripts/system-deps.sh`")
-        pytest.skip("SKIPPED LOUDLY: chromium is not installed and we are not root (bash scripts/system-deps.sh)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -62,6 +62,7 @@ class FakeStudio:
         self.keys: list[str] = []
         self.cursors: list[str | None] = []
         self.cancelled: list[str] = []
+        self.forgotten: list[str] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         assert request.headers["authorization"].startswith("Bearer ")
@@ -85,9 +86,12 @@ class FakeStudio:
                     200, headers={"content-type": "text/event-stream"}, stream=BrokenStream(chunks[: self.reset_after])
                 )
             return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=b"".join(chunks))
-        if request.method == "DELETE" and path == "/v1/jobs/job-1":
+        if request.method == "POST" and path == "/v1/jobs/job-1/cancel":
             self.cancelled.append("job-1")
             return httpx.Response(202, json={"id": "job-1", "state": "cancelled"})
+        if request.method == "DELETE" and path == "/v1/jobs/job-1":
+            self.forgotten.append("job-1")
+            return httpx.Response(204)
         if path.startswith("/v1/images/"):
             return httpx.Response(200, content=self.png, headers={"content-type": "image/png"})
         return httpx.Response(404, json={"detail": "no such thing"})
@@ -96,7 +100,8 @@ class FakeStudio:
 def _finished_cleanly(gallery, studio: FakeStudio, painting_id: str) -> None:
     done = gallery.wait_status(painting_id, {"done"}, 30)
     assert [p["iteration"] for p in done["progress"]] == [1, 2, 3]
-    assert done["preview_image"] is not None and done["error"] is None
+    # Done: the result replaces the last preview, which is then no longer kept (gc collects it).
+    assert done["preview_image"] is None and done["result_image"] is not None and done["error"] is None
     assert studio.keys and set(studio.keys) == {painting_id}  # every send carried the painting id
     result = gallery.client.get(f"/api/images/{done['result_image']}")
     assert result.status_code == 200 and result.content == studio.png
@@ -201,7 +206,7 @@ def test_backoff_is_capped_exponential_with_jitter():
     assert backoff_s(10_000, initial_s=0.5, max_s=30, rng=lambda: 1.0) == 30
 
 
-def test_deleting_a_running_painting_cancels_its_studio_job(gallery_factory, images):
+def test_deleting_a_running_painting_has_studio_forget_its_job(gallery_factory, images):
     studio = FakeStudio(images["png"](16, 16))
 
     async def handler(request: httpx.Request) -> httpx.Response:
@@ -215,8 +220,8 @@ def test_deleting_a_running_painting_cancels_its_studio_job(gallery_factory, ima
     gallery.wait_status(created["id"], {"running"}, 10)
     assert gallery.client.delete(f"/api/paintings/{created['id']}").status_code == 204
     deadline = time.monotonic() + 5
-    while not studio.cancelled and time.monotonic() < deadline:
+    while not studio.forgotten and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert studio.cancelled == ["job-1"]
+    assert studio.forgotten == ["job-1"] and studio.cancelled == []  # stopped and deleted there too
     assert gallery.client.get(f"/api/paintings/{created['id']}").status_code == 404
     assert studio.keys == [created["id"]]  # not sent again after the delete
