@@ -46,7 +46,7 @@ class Limits:
             mine = self.catalog.count(statuses=UNFINISHED, owner=owner)
             if mine >= self.per_client:
                 raise TooManyRequests(
-                    f"You have {mine} paintings waiting or under way, the most at once: "
+                    f"You have {mine} painting{'' if mine == 1 else 's'} waiting or under way, the most at once: "
                     "wait for one to finish, or cancel one.",
                     retry_after_s=30,
                 )

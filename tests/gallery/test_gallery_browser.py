@@ -156,3 +156,18 @@ def test_the_page_recovers_when_gallery_restarts_mid_painting(page, real_studio,
     assert gallery.painting(painting_id)["status"] == "done"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "gallery-after-restart.png"), full_page=True)
+
+
+def test_the_form_knows_the_deployments_limits_and_a_429_is_said_in_words(page, gallery_factory, tmp_path):
+    gallery = gallery_factory(
+        "http://127.0.0.1:9", frontend_dir=FRONTEND, max_size=256, max_iterations=50, max_unfinished_per_client=1
+    )
+    page.goto(gallery.url)
+    sync_api.expect(page.locator("#param-size")).to_have_attribute("max", "256")
+    sync_api.expect(page.locator("#param-iterations")).to_have_attribute("max", "50")
+    start_painting(page, gallery, tmp_path, iterations=5, preview_every=1)  # Studio is away: it waits
+    sync_api.expect(page.locator("#delete-button")).to_be_visible()  # the browser's own painting
+    page.click("#paint-button")  # a second one, over this browser's cap of one at a time
+    alert = page.locator("#alert")
+    sync_api.expect(alert).to_contain_text("Could not start the painting: You have 1 painting waiting or under way")
+    page.screenshot(path=str(tmp_path / "limits.png"))
