@@ -35,7 +35,7 @@ from gallery.hub import Publish
 from gallery.studio_client import StudioClient, StudioEvent
 from painting.catalog import Catalog, RemoteAction
 from painting.errors import ImageRejected, NotFound, StorageUnavailable
-from painting.fsck import collect
+from painting.fsck import SERVICE_GRACE_S, collect
 from painting.images import ImageStore
 from painting.progress import ProgressPoint
 from painting.records import UNFINISHED, Status
@@ -65,7 +65,7 @@ class Dispatcher:
         *,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
-        collect_grace_s: float = 600.0,
+        collect_grace_s: float = SERVICE_GRACE_S,
     ) -> None:
         self.catalog = catalog
         self.images = images

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from httpapi.body import DEFAULT_MAX_BODY_BYTES
+from painting.fsck import SERVICE_GRACE_S
 from painting.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from painting.params import MAX_ITERATIONS, MAX_SIZE, MAX_STYLES, MIN_SIZE
 
@@ -56,7 +57,9 @@ class GallerySettings(BaseSettings):
         ge=0,
         description="Seconds between removals of images nothing refers to (old previews, deleted paintings); 0: never.",
     )
-    gc_grace_s: float = Field(60.0, ge=0, description="An image stored more recently than this is never collected.")
+    gc_grace_s: float = Field(
+        SERVICE_GRACE_S, ge=0, description="An image stored more recently than this is never collected."
+    )
 
     header_timeout_s: float = Field(
         10.0,

@@ -18,7 +18,10 @@ from painting.catalog import Catalog
 from painting.errors import NotFound
 from painting.images import ImageStore, is_image_id
 
-DEFAULT_GRACE_S = 3600.0
+DEFAULT_GRACE_S = 3600.0  # `deep-painting gc` by hand
+# Inside a running service: an image stored less than a minute ago may be about to be referred to
+# (stored before its record is written); anything older that nothing refers to is garbage.
+SERVICE_GRACE_S = 60.0
 log = logging.getLogger("painting.fsck")
 
 
@@ -182,4 +185,14 @@ async def _collect_forever(store: ImageStore, catalog: Catalog, interval_s: floa
             log.info("removed %d unreferenced image(s), %d temp file(s)", len(report.removed), report.temp_removed)
 
 
-__all__ = ["DEFAULT_GRACE_S", "FsckReport", "GcReport", "Problem", "collect", "fsck", "gc", "start_collecting"]
+__all__ = [
+    "DEFAULT_GRACE_S",
+    "SERVICE_GRACE_S",
+    "FsckReport",
+    "GcReport",
+    "Problem",
+    "collect",
+    "fsck",
+    "gc",
+    "start_collecting",
+]

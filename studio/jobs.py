@@ -20,7 +20,7 @@ from typing import Any
 from httpapi.errors import BadRequest
 from painting.catalog import Catalog
 from painting.errors import NotFound
-from painting.fsck import collect
+from painting.fsck import SERVICE_GRACE_S, collect
 from painting.images import ImageStore, upright_size
 from painting.params import MAX_SIZE, MAX_STYLES, painting_shape, parse_params
 from painting.progress import json_safe
@@ -47,7 +47,7 @@ class Jobs:
         cancel_running: Callable[[str], str],
         max_styles: int = MAX_STYLES,
         max_size: int = MAX_SIZE,
-        collect_grace_s: float = 600.0,
+        collect_grace_s: float = SERVICE_GRACE_S,
     ) -> None:
         self.catalog = catalog
         self.images = images

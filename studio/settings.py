@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from httpapi.body import DEFAULT_MAX_BODY_BYTES
+from painting.fsck import SERVICE_GRACE_S
 from painting.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from painting.params import MAX_SIZE, MAX_STYLES, MIN_SIZE
 
@@ -63,7 +64,9 @@ class StudioSettings(BaseSettings):
         gt=0,
         description="A finished job (its photo, styles and result) is deleted this many seconds after it ended.",
     )
-    gc_grace_s: float = Field(60.0, ge=0, description="An image stored more recently than this is never collected.")
+    gc_grace_s: float = Field(
+        SERVICE_GRACE_S, ge=0, description="An image stored more recently than this is never collected."
+    )
 
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1, description="Largest request body accepted.")
     max_image_bytes: int = Field(DEFAULT_MAX_BYTES, ge=1, description="Largest image file accepted.")
