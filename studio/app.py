@@ -49,6 +49,7 @@ def create_app(settings: StudioSettings | None = None) -> FastAPI:
             ping_timeout_s=settings.ping_timeout_s,
             shutdown_timeout_s=settings.shutdown_timeout_s,
             fault_retry_s=settings.fault_retry_s,
+            devices=settings.devices,
         )
         jobs = Jobs(
             catalog,

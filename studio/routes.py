@@ -6,6 +6,7 @@
     POST   /v1/jobs/{id}/cancel    stop it (it stays, cancelled)                           -> 202 job
     DELETE /v1/jobs/{id}           stop it if it runs, delete it and its images            -> 204
     GET    /v1/images/{id}         the image bytes
+    GET    /v1/status              capacity and load: its workers (device, job), running and queued
     GET    /health/live            the process is up
     GET    /health/ready           storage takes writes and a worker is up with its model loaded (503 and
                                    the reason otherwise)
@@ -147,6 +148,13 @@ async def forget_job(job_id: str, studio: StudioDep) -> Response:
 @v1.get("/images/{image_id}", response_class=FileResponse, responses={**IMAGE_RESPONSE, **refusals(404, 422)})
 async def get_image(image_id: str, studio: StudioDep) -> FileResponse:
     return image_response(studio.images, image_id, cache_control="private, max-age=31536000, immutable")
+
+
+@v1.get("/status")
+async def status(studio: StudioDep) -> dict[str, Any]:
+    """Capacity and load, for whoever sends this Studio work: each worker (ready, its device and
+    backend, the job it paints), how many jobs run and wait, and the largest painting it takes."""
+    return {**studio.supervisor.status(), "max_size": studio.settings.max_size}
 
 
 @v1.get("/openapi.json", include_in_schema=False)

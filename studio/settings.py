@@ -42,6 +42,11 @@ class StudioSettings(BaseSettings):
         min_length=1,
         description="The worker's command line, as a JSON list (default: this Python, -m pycasso).",
     )
+    devices: list[str] = Field(
+        default_factory=list,
+        description='GPUs for the workers, as JSON, e.g. ["0", "1"]: worker i gets device i (round robin); '
+        "empty: the CPU, its cores shared out between the workers.",
+    )
     max_restarts: int = Field(
         3, ge=0, description="Worker restarts allowed within restart_window_s; one more and Studio is not ready."
     )

@@ -34,10 +34,11 @@ import collections
 import contextlib
 import functools
 import logging
+import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from painting.errors import StorageUnavailable
@@ -79,8 +80,12 @@ class Supervisor:
         ping_timeout_s: float = 20.0,
         shutdown_timeout_s: float = 5.0,
         fault_retry_s: float = 5.0,
+        devices: Sequence[str] = (),
+        cpu_count: int | None = None,
     ) -> None:
         self.command = list(command)
+        self.devices = tuple(devices)
+        self.cpu_count = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
         self.handler = handler
         self.max_restarts = max_restarts
         self.restart_window_s = restart_window_s
@@ -116,6 +121,28 @@ class Supervisor:
             return self.fault
         reasons = [slot.failure for slot in self._slots if slot.failure]
         return reasons[0] if reasons else "the worker is starting (loading its model)"
+
+    def worker_env(self, index: int) -> dict[str, str]:
+        """What worker `index` is given besides Studio's own environment: its device, where
+        `devices` names some (CUDA_VISIBLE_DEVICES: worker i gets device i, round robin); else, with
+        several workers, its share of the CPU cores, so that N workers do not each start a thread per
+        core. One worker and no devices: nothing (it uses whatever the machine has)."""
+        if self.devices:
+            return {"CUDA_VISIBLE_DEVICES": self.devices[index % len(self.devices)]}
+        if len(self._slots) == 1:
+            return {}
+        threads = str(max(1, self.cpu_count // len(self._slots)))
+        return {"TF_NUM_INTRAOP_THREADS": threads, "OMP_NUM_THREADS": threads}
+
+    def status(self) -> dict[str, object]:
+        """Capacity and load: each worker (ready, what it said when ready, the job it paints) and the queue."""
+        return {
+            "workers": [slot.describe() for slot in self._slots],
+            "running": sum(1 for slot in self._slots if slot.current is not None),
+            "queued": len(self._queue),
+            "ready": self.ready,
+            "reason": self.not_ready_reason,
+        }
 
     def storage_works(self) -> None:
         """Storage was just seen to work (a delivery, or the readiness probe): clear the fault,
@@ -224,6 +251,7 @@ class _Slot:
         self.ready = False
         self.failure: str | None = None
         self.current: str | None = None
+        self.said: dict[str, object] = {}  # its `ready` message: version, backend, device, weights
         self._inbox: asyncio.Queue = asyncio.Queue()
         self._write_lock = asyncio.Lock()
         self._restarts: collections.deque[float] = collections.deque()
@@ -231,6 +259,17 @@ class _Slot:
         self._pong_due: float | None = None  # monotonic deadline of the outstanding ping
         self._kill_reason: str | None = None
         self._background: set[asyncio.Task] = set()
+
+    def describe(self) -> dict[str, object]:
+        pid = self.proc.pid if self.proc is not None else None
+        return {
+            "index": self.index,
+            "pid": pid,
+            "ready": self.ready,
+            "job": self.current,
+            **self.said,
+            "failure": self.failure,
+        }
 
     # --- the slot's life ----------------------------------------------------------------------
 
@@ -287,7 +326,11 @@ class _Slot:
         try:
             # Its own session: a Ctrl-C meant for Studio must not kill the worker before Studio stops it.
             self.proc = subprocess.Popen(
-                self.sup.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
+                self.sup.command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                start_new_session=True,
+                env={**os.environ, **self.sup.worker_env(self.index)},
             )
         except OSError as exc:
             self.proc = None
@@ -310,6 +353,7 @@ class _Slot:
                 raise WorkerCrashed(message or "the worker exited before it was ready")
             if kind == "msg" and message.type == "ready":
                 log.info("worker %d ready: %s", self.index, message.fields)
+                self.said = dict(message.fields)
                 return
 
     def _job_lost(self, job: str) -> None:

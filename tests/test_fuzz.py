@@ -195,4 +195,4 @@ def test_gallery_answers_every_request_as_its_document_says(gallery_api: Any) ->
 
 
 def test_studio_answers_every_request_as_its_document_says(studio_api: Any) -> None:
-    assert fuzz(studio_api, ready="/health/ready", make=make_job, Authorization=f"Bearer {TOKEN}") == 8
+    assert fuzz(studio_api, ready="/health/ready", make=make_job, Authorization=f"Bearer {TOKEN}") == 9

@@ -11,6 +11,7 @@ is a new image) and `done` (its result: the init image of a resumed run, else th
 from __future__ import annotations
 
 import io
+import os
 import queue
 import sys
 import threading
@@ -59,7 +60,8 @@ def main() -> int:
         jobs.put(None)
 
     threading.Thread(target=read, daemon=True).start()
-    send(port.ready("fake", "none", "none", "none"))
+    device = os.environ.get("CUDA_VISIBLE_DEVICES") or f"CPU ({os.environ.get('OMP_NUM_THREADS', '?')} threads)"
+    send(port.ready("fake", "none", device, "none"))
     while (job := jobs.get()) is not None:
         params = job.get("params")
         content = job.blobs("content")[0]
