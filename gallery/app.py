@@ -18,11 +18,13 @@ from gallery.dispatcher import Dispatcher
 from gallery.guard import add_guards
 from gallery.hub import Hub
 from gallery.limits import Limits
+from gallery.metrics import GalleryMetrics
 from gallery.settings import GallerySettings
 from gallery.state import GalleryState
 from gallery.studio_client import StudioClient
 from httpapi.body import BodyLimit
 from httpapi.errors import add_error_handlers
+from httpapi.metrics import HttpMetrics
 from painting.catalog import Catalog
 from painting.fsck import start_collecting
 from painting.images import ImageStore
@@ -35,6 +37,7 @@ def create_app(
 ) -> FastAPI:
     """The Gallery app. `studio_transport` replaces the network under the Studio client (tests)."""
     settings = GallerySettings() if settings is None else settings
+    metrics = GalleryMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,6 +64,7 @@ def create_app(
             retry_initial_s=settings.retry_initial_s,
             retry_max_s=settings.retry_max_s,
             collect_grace_s=settings.gc_grace_s,
+            on_retry=metrics.retried,
         )
         limits = Limits(
             catalog,
@@ -68,7 +72,8 @@ def create_app(
             total=settings.max_unfinished,
             per_minute=settings.max_creations_per_minute,
         )
-        app.state.gallery = GalleryState(settings, catalog, images, dispatcher, hub, limits)
+        app.state.gallery = GalleryState(settings, catalog, images, dispatcher, hub, limits, metrics)
+        metrics.watch(catalog, hub)
         dispatcher.start()
         collector = start_collecting(images, catalog, interval_s=settings.gc_interval_s, grace_s=settings.gc_grace_s)
         try:
@@ -83,11 +88,13 @@ def create_app(
 
     app = FastAPI(title="Deep Painting Gallery", version="1", lifespan=lifespan, docs_url="/docs")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HttpMetrics, metrics=metrics)
     add_guards(app, settings)  # outside the body cap: hosts, origins, slow bodies, security headers
     add_error_handlers(app)
     app.include_router(routes.api)
     app.include_router(routes.websocket)
     app.include_router(routes.health)
+    app.include_router(routes.metrics_router)
     if settings.frontend_dir.is_dir():
         app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="frontend")
     else:

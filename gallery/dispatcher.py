@@ -66,6 +66,7 @@ class Dispatcher:
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
         collect_grace_s: float = SERVICE_GRACE_S,
+        on_retry: Callable[[str], None] = lambda reason: None,
     ) -> None:
         self.catalog = catalog
         self.images = images
@@ -77,6 +78,7 @@ class Dispatcher:
         self._background: set[asyncio.Task] = set()
         self._telling: set[str] = set()  # remote job ids with a task telling Studio what to do
         self.collect_grace_s = collect_grace_s
+        self.on_retry = on_retry  # told each time a painting waits to try again: "studio", "storage", "stream"
 
     def start(self) -> None:
         """Pick up every unfinished painting (after a restart: from its stored Studio job) and every
@@ -182,14 +184,17 @@ class Dispatcher:
                 # keeps ending early is no busy loop.
                 if self.catalog.get(painting_id).remote_cursor != record.remote_cursor:
                     failures = 0
+                self.on_retry("stream")
                 await asyncio.sleep(backoff_s(failures, initial_s=self.retry_initial_s, max_s=self.retry_max_s))
                 failures += 1
             except StorageUnavailable as exc:  # Gallery's own disk or database: wait for it
                 log.warning("painting %s: %s; retrying", painting_id, exc)
+                self.on_retry("storage")
                 await asyncio.sleep(backoff_s(failures, initial_s=self.retry_initial_s, max_s=self.retry_max_s))
                 failures += 1
             except StudioUnavailable as exc:
                 self._wait(painting_id, str(exc))
+                self.on_retry("studio")
                 await asyncio.sleep(backoff_s(failures, initial_s=self.retry_initial_s, max_s=self.retry_max_s))
                 failures += 1
             except StudioJobGone:

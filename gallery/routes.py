@@ -10,6 +10,7 @@
     GET    /api/params/schema          the parameter JSON schema the form is built from
     WS     /ws                         painting events (see gallery.hub)
     GET    /health/live, /health/ready
+    GET    /metrics                    Prometheus metrics (with the operator token when one is set)
 
 Each route takes the running Gallery as `GalleryDep`; errors become statuses in `httpapi.errors`.
 A request Gallery cannot paint is refused here, before anything is stored: bad params, a photo whose
@@ -66,6 +67,7 @@ REMIX_BODY: dict[str, Any] = {
 api = APIRouter(prefix="/api")
 health = APIRouter(prefix="/health", include_in_schema=False)
 websocket = APIRouter()
+metrics_router = APIRouter(include_in_schema=False)
 
 
 @api.post("/paintings", status_code=201, responses=refusals(413, 415, 422, 429), openapi_extra=PAINTING_FORM)
@@ -176,6 +178,14 @@ async def events(socket: WebSocket, gallery: GalleryDep, visitor: VisitorDep) ->
         await gallery.hub.serve(socket)
 
 
+@metrics_router.get("/metrics")
+async def metrics(gallery: GalleryDep, visitor: VisitorDep) -> Response:
+    """Prometheus metrics (text format). With an operator token set, only for a scraper that sends it."""
+    if gallery.settings.operator_token_value() is not None and not visitor.operator:
+        raise Forbidden("the metrics need the operator token (Authorization: Bearer ...)")
+    return gallery.metrics.response()
+
+
 @health.get("/live")
 async def live() -> dict[str, str]:
     return {"status": "live"}
@@ -265,4 +275,4 @@ def _created(
     return response
 
 
-__all__ = ["api", "health", "websocket"]
+__all__ = ["api", "health", "metrics_router", "websocket"]

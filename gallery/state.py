@@ -19,6 +19,7 @@ from starlette.requests import HTTPConnection
 from gallery.dispatcher import Dispatcher
 from gallery.hub import Hub
 from gallery.limits import Limits
+from gallery.metrics import GalleryMetrics
 from gallery.settings import GallerySettings
 from painting.catalog import Catalog
 from painting.errors import StorageUnavailable
@@ -35,6 +36,7 @@ class GalleryState:
     dispatcher: Dispatcher
     hub: Hub
     limits: Limits
+    metrics: GalleryMetrics
 
     def readiness(self) -> str | None:
         """Why Gallery cannot take paintings now (None: it can): its catalog and image store must take

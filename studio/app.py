@@ -12,12 +12,14 @@ from fastapi import FastAPI
 
 from httpapi.body import BodyLimit
 from httpapi.errors import add_error_handlers
+from httpapi.metrics import HttpMetrics
 from painting.catalog import Catalog
 from painting.fsck import start_collecting
 from painting.images import ImageStore
 from studio import routes
 from studio.events import JobEvents
 from studio.jobs import Jobs, start_forgetting
+from studio.metrics import StudioMetrics
 from studio.runner import JobRunner
 from studio.settings import StudioSettings
 from studio.state import StudioState
@@ -27,6 +29,7 @@ from studio.supervisor import Supervisor
 def create_app(settings: StudioSettings | None = None) -> FastAPI:
     """The Studio app. Its lifespan opens the store, re-queues unfinished jobs and starts the workers."""
     settings = StudioSettings() if settings is None else settings
+    metrics = StudioMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,7 +40,7 @@ def create_app(settings: StudioSettings | None = None) -> FastAPI:
             settings.data_dir / "images", max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
         )
         events = JobEvents(catalog)
-        runner = JobRunner(catalog, images, events)
+        runner = JobRunner(catalog, images, events, on_iteration_seconds=metrics.iteration_seconds.observe)
         supervisor = Supervisor(
             settings.worker_command,
             handler=runner,
@@ -60,7 +63,8 @@ def create_app(settings: StudioSettings | None = None) -> FastAPI:
             max_size=settings.max_size,
             collect_grace_s=settings.gc_grace_s,
         )
-        app.state.studio = StudioState(settings, jobs, events, images, supervisor)
+        app.state.studio = StudioState(settings, jobs, events, images, supervisor, metrics)
+        metrics.watch(catalog, supervisor)
         for job_id in runner.requeue_unfinished():
             supervisor.submit(job_id)
         await supervisor.start()
@@ -79,6 +83,7 @@ def create_app(settings: StudioSettings | None = None) -> FastAPI:
         title="Deep Painting Studio", version="1", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HttpMetrics, metrics=metrics)
     add_error_handlers(app)
     app.add_exception_handler(routes.Unauthorized, routes.unauthorized)
     app.include_router(routes.v1)

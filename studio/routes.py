@@ -7,6 +7,7 @@
     DELETE /v1/jobs/{id}           stop it if it runs, delete it and its images            -> 204
     GET    /v1/images/{id}         the image bytes
     GET    /v1/status              capacity and load: its workers (device, job), running and queued
+    GET    /v1/metrics             Prometheus metrics: jobs, queue, workers, restarts, faults, latency
     GET    /health/live            the process is up
     GET    /health/ready           storage takes writes and a worker is up with its model loaded (503 and
                                    the reason otherwise)
@@ -155,6 +156,12 @@ async def status(studio: StudioDep) -> dict[str, Any]:
     """Capacity and load, for whoever sends this Studio work: each worker (ready, its device and
     backend, the job it paints), how many jobs run and wait, and the largest painting it takes."""
     return {**studio.supervisor.status(), "max_size": studio.settings.max_size}
+
+
+@v1.get("/metrics", include_in_schema=False)
+async def metrics(studio: StudioDep) -> Response:
+    """Prometheus metrics (text format); behind the token like the rest of /v1 (a scraper sends it)."""
+    return studio.metrics.response()
 
 
 @v1.get("/openapi.json", include_in_schema=False)

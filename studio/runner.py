@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 
 from painting.catalog import Catalog
 from painting.errors import ImageRejected, NotFound
@@ -34,10 +35,19 @@ CRASHED_TWICE = "worker crashed twice"
 class JobRunner:
     """Starts, follows and ends jobs on behalf of the supervisor; see the module docstring."""
 
-    def __init__(self, catalog: Catalog, images: ImageStore, events: JobEvents) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        images: ImageStore,
+        events: JobEvents,
+        *,
+        on_iteration_seconds: Callable[[float], None] | None = None,
+    ) -> None:
         self.catalog = catalog
         self.images = images
         self.events = events
+        self.on_iteration_seconds = on_iteration_seconds  # told how long each iteration took
+        self._last: dict[str, tuple[int, float]] = {}  # job -> (iteration, elapsed_s) of its last progress
 
     def requeue_unfinished(self) -> list[str]:
         """At Studio's start: the jobs to run, oldest first. One still `running` was cut off by a
@@ -77,6 +87,8 @@ class JobRunner:
         return port.paint(job_id, params, content, styles, init=init, start_iteration=start)
 
     def on_message(self, job_id: str, message: port.Message) -> None:
+        if message.type != "progress":
+            self._last.pop(job_id, None)  # the run ended: its timing with it
         try:
             self._on_message(job_id, message)
         except NotFound:  # the job was forgotten (deleted) while its worker stopped: nothing to keep
@@ -121,6 +133,16 @@ class JobRunner:
         if not isinstance(iterations, int) or iterations < 1:
             iterations = self.catalog.get(job_id).iterations
         self.events.progress(job_id, point, iterations, preview_id)
+        self._time_iteration(job_id, point)
+
+    def _time_iteration(self, job_id: str, point: ProgressPoint) -> None:
+        last = self._last.get(job_id)
+        self._last[job_id] = (point.iteration, point.elapsed_s)
+        if last is None or self.on_iteration_seconds is None or point.iteration <= last[0]:
+            return  # the first point of a run, or a resumed run repeating iterations
+        seconds = (point.elapsed_s - last[1]) / (point.iteration - last[0])
+        if seconds >= 0:
+            self.on_iteration_seconds(seconds)
 
     def on_worker_died(self, job_id: str) -> bool:
         """The job's worker crashed: True (queued again) after a first crash, else failed."""

@@ -12,6 +12,7 @@ from painting.errors import StorageUnavailable
 from painting.images import ImageStore
 from studio.events import JobEvents
 from studio.jobs import Jobs
+from studio.metrics import StudioMetrics
 from studio.settings import StudioSettings
 from studio.supervisor import Supervisor
 
@@ -25,6 +26,7 @@ class StudioState:
     events: JobEvents
     images: ImageStore
     supervisor: Supervisor
+    metrics: StudioMetrics
 
     def readiness(self) -> str | None:
         """Why Studio cannot take work now (None: it can): storage must take writes, and a worker

@@ -95,6 +95,8 @@ class Supervisor:
         self.shutdown_timeout_s = shutdown_timeout_s
         self.fault_retry_s = fault_retry_s
         self.fault: str | None = None  # what storing failed on last, until a delivery works again
+        self.restarts_total = 0  # worker processes that died and were started again (or given up on)
+        self.faults_total = 0  # handler calls that failed (storage faults, mostly)
         self._queue: collections.deque[str] = collections.deque()
         self._slots = [_Slot(self, i) for i in range(workers)]
         self._stopping = False
@@ -134,12 +136,24 @@ class Supervisor:
         threads = str(max(1, self.cpu_count // len(self._slots)))
         return {"TF_NUM_INTRAOP_THREADS": threads, "OMP_NUM_THREADS": threads}
 
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def running(self) -> int:
+        return sum(1 for slot in self._slots if slot.current is not None)
+
+    @property
+    def workers_ready(self) -> int:
+        return sum(1 for slot in self._slots if slot.ready)
+
     def status(self) -> dict[str, object]:
         """Capacity and load: each worker (ready, what it said when ready, the job it paints) and the queue."""
         return {
             "workers": [slot.describe() for slot in self._slots],
-            "running": sum(1 for slot in self._slots if slot.current is not None),
-            "queued": len(self._queue),
+            "running": self.running,
+            "queued": self.queued,
             "ready": self.ready,
             "reason": self.not_ready_reason,
         }
@@ -205,6 +219,7 @@ class Supervisor:
             result = call()
         except Exception as exc:  # storage faults above all, but a bug must not end a slot either
             self.fault = f"Studio cannot store its work: job {job}: could not {what}: {exc}"
+            self.faults_total += 1
             log.error("job %s: could not %s: %s", job, what, exc, exc_info=not isinstance(exc, StorageUnavailable))
             return False, None
         self.storage_works()
@@ -288,6 +303,7 @@ class _Slot:
                 if job is not None:
                     self._job_lost(job)
                 now = time.monotonic()
+                self.sup.restarts_total += 1
                 self._restarts.append(now)
                 while self._restarts and now - self._restarts[0] > self.sup.restart_window_s:
                     self._restarts.popleft()
