@@ -22,7 +22,7 @@ from gallery.limits import Limits
 from gallery.metrics import GalleryMetrics
 from gallery.settings import GallerySettings
 from painting.catalog import Catalog
-from painting.errors import StorageUnavailable
+from painting.fsck import write_problem
 from painting.images import ImageStore
 
 
@@ -41,12 +41,7 @@ class GalleryState:
     def readiness(self) -> str | None:
         """Why Gallery cannot take paintings now (None: it can): its catalog and image store must take
         writes. Studio's state is not part of it: a painting made while Studio is away waits for it."""
-        try:
-            self.catalog.check_writable()
-            self.images.check_writable()
-        except StorageUnavailable as exc:
-            return str(exc)
-        return None
+        return write_problem(self.images, self.catalog)
 
 
 def gallery_state(connection: HTTPConnection) -> GalleryState:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from painting.catalog import Catalog
-from painting.errors import NotFound
+from painting.errors import NotFound, StorageUnavailable
 from painting.images import ImageStore, is_image_id
 
 DEFAULT_GRACE_S = 3600.0  # `deep-painting gc` by hand
@@ -163,6 +163,17 @@ def _remove_unreferenced(
     return removed, too_recent
 
 
+def write_problem(store: ImageStore, catalog: Catalog) -> str | None:
+    """Why a service cannot store its work right now (its database or its image store refuses a
+    small write), or None: what its readiness check asks."""
+    try:
+        catalog.check_writable()
+        store.check_writable()
+    except StorageUnavailable as exc:
+        return str(exc)
+    return None
+
+
 def start_collecting(
     store: ImageStore, catalog: Catalog, *, interval_s: float, grace_s: float
 ) -> asyncio.Task[None] | None:
@@ -195,4 +206,5 @@ __all__ = [
     "fsck",
     "gc",
     "start_collecting",
+    "write_problem",
 ]

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from painting.errors import StorageUnavailable
+from painting.fsck import write_problem
 from painting.images import ImageStore
 from studio.events import JobEvents
 from studio.jobs import Jobs
@@ -31,11 +31,9 @@ class StudioState:
     def readiness(self) -> str | None:
         """Why Studio cannot take work now (None: it can): storage must take writes, and a worker
         must be up with its model loaded."""
-        try:
-            self.jobs.catalog.check_writable()
-            self.images.check_writable()
-        except StorageUnavailable as exc:
-            return str(exc)
+        problem = write_problem(self.images, self.jobs.catalog)
+        if problem is not None:
+            return problem
         self.supervisor.storage_works()
         return self.supervisor.not_ready_reason
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from support import free_port, png
+from support import free_port, png, terminate
 
 TOKEN = "test-token-0123456789"
 FAKE_WORKER = str(Path(__file__).parent / "studio" / "fake_worker.py")
@@ -83,15 +83,9 @@ class StudioProcess:
 
     def stop(self) -> int:
         self.client.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        status = terminate(self.proc)
         self.log.close()
-        return self.proc.returncode
+        return status
 
 
 def read_events(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -95,3 +96,14 @@ def refused(response: Any, status: int, *words: str) -> str:
     for word in words:
         assert word in body["detail"], body
     return body["detail"]
+
+
+def terminate(proc: subprocess.Popen, timeout: float = 30) -> int:
+    """SIGTERM a child and wait for it (SIGKILL after `timeout`); its exit status."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()

@@ -26,7 +26,7 @@ import uvicorn
 from gallery.app import create_app
 from gallery.settings import GallerySettings
 
-from support import free_port, png, wait_for
+from support import free_port, png, terminate, wait_for
 
 TOKEN = "gallery-test-token-0123456789"
 
@@ -78,13 +78,7 @@ class StudioProcess:
 
     def stop(self) -> None:
         self.client.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.log.close()
 
 
