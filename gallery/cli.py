@@ -6,7 +6,6 @@ Everything else comes from the environment (`GALLERY_*`, see gallery.settings).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from pydantic import ValidationError
@@ -20,10 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from gallery.app import create_app
     from gallery.guard import server_options
     from gallery.settings import GallerySettings
+    from httpapi.logs import configure_logging
 
     try:
         settings = GallerySettings()
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings.model_copy(
         update={"host": args.host or settings.host, "port": settings.port if args.port is None else args.port}
     )
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="gallery %(levelname)s %(message)s")
+    configure_logging(settings.log_format, level=args.log_level, service="gallery")
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         ws="websockets-sansio",
         timeout_graceful_shutdown=10,
         **server_options(settings),
+        log_config=None if settings.log_format == "json" else LOGGING_CONFIG,  # json: uvicorn's lines through ours
     )
     return 0
 

@@ -33,6 +33,7 @@ from gallery import views
 from gallery.errors import StudioImageGone, StudioJobGone, StudioRejected, StudioUnavailable
 from gallery.hub import Publish
 from gallery.studio_client import StudioClient, StudioEvent
+from httpapi.logs import about_job, about_painting
 from painting.catalog import Catalog, RemoteAction
 from painting.errors import ImageRejected, NotFound, StorageUnavailable
 from painting.fsck import SERVICE_GRACE_S, collect
@@ -167,6 +168,7 @@ class Dispatcher:
     # --- one painting -------------------------------------------------------------------------
 
     async def _run(self, painting_id: str) -> None:
+        about_painting(painting_id)  # this task's log lines carry the painting's id (and its job's, below)
         failures = 0
         while True:
             try:
@@ -177,6 +179,7 @@ class Dispatcher:
                     if not await self._send(painting_id):
                         return
                     record = self.catalog.get(painting_id)
+                about_job(record.remote_id)
                 if await self._follow(painting_id, record.remote_id, record.remote_cursor):
                     return
                 # The stream ended without an ending: Studio is shutting down, or a proxy cut it.
@@ -231,6 +234,7 @@ class Dispatcher:
         if not applied:  # cancelled meanwhile
             self.forward(str(job["id"]), "cancel")
             return False
+        log.info("sent to Studio as job %s", job["id"])
         return True
 
     async def _follow(self, painting_id: str, job_id: str | None, cursor: str | None) -> bool:
@@ -301,6 +305,7 @@ class Dispatcher:
                 extra["result_image"] = record.result_image
             elif status == Status.FAILED:
                 extra["error"] = record.error
+            log.info("ended: %s%s", status.value, f" ({record.error})" if record.error else "")
             self.publish(views.event(kind, painting_id, **extra), record.owner)
 
     def _wait(self, painting_id: str, reason: str) -> None:

@@ -9,6 +9,7 @@ Nowhere else in Gallery reads `os.environ`. List fields take JSON, e.g.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -87,6 +88,10 @@ class GallerySettings(BaseSettings):
     max_unfinished: int = Field(100, ge=1, description="Paintings queued or running in all; more answer 429.")
     max_creations_per_minute: int = Field(
         20, ge=1, description="Paintings one address may create in a minute; more answer 429."
+    )
+
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text: lines for a person; json: one JSON object a line, with painting and job ids."
     )
 
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1, description="Largest request body accepted.")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import socket
 import sys
 from types import FrameType
@@ -24,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
+    from httpapi.logs import configure_logging
     from studio.app import create_app
     from studio.settings import StudioSettings
     from studio.state import StudioState
@@ -41,9 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"deep-painting studio: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="studio %(levelname)s %(message)s")
+    configure_logging(settings.log_format, level=args.log_level, service="studio")
     app = create_app(settings)
-    config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=10,
+        log_config=None if settings.log_format == "json" else LOGGING_CONFIG,  # json: uvicorn's lines through ours
+    )
 
     class Server(uvicorn.Server):
         """Ends Studio's event streams as soon as a stop is asked for: uvicorn waits for open

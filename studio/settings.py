@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,6 +72,10 @@ class StudioSettings(BaseSettings):
     )
     gc_grace_s: float = Field(
         SERVICE_GRACE_S, ge=0, description="An image stored more recently than this is never collected."
+    )
+
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text: lines for a person; json: one JSON object a line, with painting and job ids."
     )
 
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1, description="Largest request body accepted.")

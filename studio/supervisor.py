@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
+from httpapi.logs import about
 from painting.errors import StorageUnavailable
 from pycasso import port
 from studio.errors import WorkerCrashed
@@ -216,7 +217,8 @@ class Supervisor:
     def _call(self, what: str, job: str, call: Callable[[], T]) -> tuple[bool, T | None]:
         """Run a handler call: (True, its result), or on failure log it, record the fault, (False, None)."""
         try:
-            result = call()
+            with about(job=job):  # the handler's log lines carry the job's id
+                result = call()
         except Exception as exc:  # storage faults above all, but a bug must not end a slot either
             self.fault = f"Studio cannot store its work: job {job}: could not {what}: {exc}"
             self.faults_total += 1
@@ -388,6 +390,12 @@ class _Slot:
         if message is None:
             return
         self.current = job
+        with about(job=job):
+            log.info(
+                "started on worker %d%s",
+                self.index,
+                f" from iteration {message.get('start_iteration')}" if message.get("start_iteration") else "",
+            )
         await self._send(message)
 
     def _handle(self, message: port.Message) -> None:
@@ -400,6 +408,8 @@ class _Slot:
             return
         self.sup.deliver(message.job, message)
         if message.type in TERMINAL:
+            with about(job=message.job):
+                log.info("worker %d finished it: %s", self.index, message.type)
             self.current = None
 
     async def _ping_loop(self) -> None:

@@ -26,7 +26,7 @@ FAKE_WORKER = str(Path(__file__).parent / "studio" / "fake_worker.py")
 class StudioProcess:
     """A running Studio: its URL, an authorised client, its process and data dir."""
 
-    def __init__(self, data_dir: Path, worker_command: list[str], **env: str) -> None:
+    def __init__(self, data_dir: Path, worker_command: list[str], *, log_level: str = "warning", **env: str) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -40,7 +40,7 @@ class StudioProcess:
         }
         self.log = open(data_dir.parent / f"studio-{self.port}.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "studio", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            [sys.executable, "-m", "studio", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", log_level],
             env=environ,
             stdout=self.log,
             stderr=subprocess.STDOUT,

@@ -15,8 +15,8 @@ from studio_process import FAKE_WORKER, StudioProcess
 def studio_factory(tmp_path: Path) -> Iterator[Callable[..., StudioProcess]]:
     started: list[StudioProcess] = []
 
-    def start(worker_command: list[str], name: str = "data", **env: str) -> StudioProcess:
-        studio = StudioProcess(tmp_path / name, worker_command, **env)
+    def start(worker_command: list[str], name: str = "data", log_level: str = "warning", **env: str) -> StudioProcess:
+        studio = StudioProcess(tmp_path / name, worker_command, log_level=log_level, **env)
         started.append(studio)
         return studio
 
