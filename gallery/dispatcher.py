@@ -54,6 +54,10 @@ def backoff_s(attempt: int, *, initial_s: float, max_s: float, rng: Callable[[],
     return rng() * min(max_s, initial_s * 2 ** min(attempt, 30))
 
 
+class _ImagesMissing(Exception):
+    """A painting's stored images are gone, so it can never be sent (before: queued for ever)."""
+
+
 class Dispatcher:
     """Sends paintings to Studio and follows them; see the module docstring."""
 
@@ -206,7 +210,7 @@ class Dispatcher:
                     self.catalog.transition(
                         painting_id, Status.QUEUED, from_=UNFINISHED, remote_id=None, remote_cursor=None
                     )
-            except StudioRejected as exc:
+            except (StudioRejected, _ImagesMissing) as exc:
                 self._finish(painting_id, Status.FAILED, "failed", error=str(exc))
                 return
             except NotFound:
@@ -221,8 +225,14 @@ class Dispatcher:
     async def _send(self, painting_id: str) -> bool:
         """Create the Studio job; False when the painting ended (cancelled, deleted) meanwhile."""
         record = self.catalog.get(painting_id)
-        content = self.images.read(record.content_image)
-        styles = [self.images.read(i) for i in record.style_images]
+        try:
+            content = self.images.read(record.content_image)
+            styles = [self.images.read(i) for i in record.style_images]
+        except NotFound:  # removed by hand, or by a collection with no grace: it can never be sent
+            raise _ImagesMissing(
+                "Its photo or a style image is missing from Gallery's store, so it cannot be painted: "
+                "upload them again."
+            ) from None
         job = await self.studio.submit(painting_id, content, styles, record.params.model_dump(mode="json"))
         try:
             applied = self.catalog.transition(

@@ -19,6 +19,9 @@ from painting.errors import NotFound, StorageUnavailable
 from painting.images import ImageStore, is_image_id
 
 DEFAULT_GRACE_S = 3600.0  # `deep-painting gc` by hand
+# A temp file is a write in progress for milliseconds; one this old was left by a writer that died.
+# It has its own floor: a short record grace (tests use 0) must never reach a write still in flight.
+TEMP_GRACE_S = 600.0
 # Inside a running service: an image stored less than a minute ago may be about to be referred to
 # (stored before its record is written); anything older that nothing refers to is garbage.
 SERVICE_GRACE_S = 60.0
@@ -120,7 +123,7 @@ def gc(
     # recent, so the grace period protects it.
     referenced = _referenced(catalogs)
     removed, too_recent = _remove_unreferenced(store, store, referenced, grace_s, dry_run)
-    temp_removed = 0 if dry_run else store.cleanup_temp(older_than_s=grace_s)
+    temp_removed = 0 if dry_run else store.cleanup_temp(older_than_s=max(grace_s, TEMP_GRACE_S))
     return GcReport(removed=tuple(removed), too_recent=too_recent, temp_removed=temp_removed)
 
 

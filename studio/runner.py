@@ -30,6 +30,7 @@ from studio.events import RUNNABLE, JobEvents
 
 log = logging.getLogger("studio.runner")
 CRASHED_TWICE = "worker crashed twice"
+IMAGES_MISSING = "its photo or a style image is missing from Studio's store, so it cannot be painted"
 
 
 class JobRunner:
@@ -79,10 +80,14 @@ class JobRunner:
                 init = self.images.read(record.preview_image)
             else:
                 start = 0
+        try:
+            content = self.images.read(record.content_image)
+            styles = [self.images.read(i) for i in record.style_images]
+        except NotFound:  # removed by hand, or by a collection with no grace: it can never run
+            self.events.finish(job_id, Status.FAILED, error=IMAGES_MISSING)
+            return None
         if not self.catalog.transition(job_id, Status.RUNNING, from_=RUNNABLE, attempts=max(record.attempts, 1)):
             return None
-        content = self.images.read(record.content_image)
-        styles = [self.images.read(i) for i in record.style_images]
         params = record.params.model_dump(mode="json")
         return port.paint(job_id, params, content, styles, init=init, start_iteration=start)
 

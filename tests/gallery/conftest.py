@@ -134,9 +134,16 @@ class GalleryServer:
         return response.json()
 
     def wait_status(self, painting_id: str, statuses: set[str], timeout: float = 120) -> dict:
-        return wait_for(
-            lambda: (p := self.painting(painting_id))["status"] in statuses and p, timeout, f"in {statuses}"
-        )  # type: ignore[return-value]
+        last: dict = {}
+
+        def reached() -> dict | None:
+            last.update(self.painting(painting_id))
+            return last if last["status"] in statuses else None
+
+        try:
+            return wait_for(reached, timeout, f"in {statuses}")  # type: ignore[return-value]
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last seen: {last}") from None
 
     def stored(self) -> tuple[int, int]:
         """(paintings, image files) Gallery has stored."""

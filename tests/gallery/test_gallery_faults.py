@@ -115,6 +115,17 @@ def test_a_stream_that_ends_without_an_ending_is_retried_with_backoff(gallery_fa
     assert gallery.painting(painting["id"])["status"] == "running"
 
 
+def test_a_painting_whose_photo_is_gone_from_the_store_fails_instead_of_waiting_for_ever(gallery_factory):
+    # A collection with no grace once removed a photo between its upload and its record: the
+    # painting then stayed queued for ever, since its sender took the missing file for a delete.
+    gallery = gallery_factory(STUDIO_AWAY)
+    painting = gallery.post_painting({"size": 48, "iterations": 2}).json()
+    gallery.wait_status(painting["id"], {"waiting_for_studio"}, 10)
+    ImageStore(gallery.settings.data_dir / "images").delete(painting["content_image"])
+    failed = gallery.wait_status(painting["id"], {"failed"}, 10)
+    assert "missing from Gallery's store" in failed["error"]
+
+
 @contextlib.contextmanager
 def immutable(*paths: Path) -> Iterator[None]:
     if os.geteuid() != 0 or shutil.which("chattr") is None:

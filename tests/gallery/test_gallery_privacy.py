@@ -23,7 +23,8 @@ def studio(tmp_path: Path) -> Iterator[studio_process.StudioProcess]:
     running = studio_process.StudioProcess(
         tmp_path / "studio",
         [sys.executable, studio_process.FAKE_WORKER],
-        STUDIO_GC_GRACE_S="0",  # nothing races the deletes here: images go at once
+        # A second of grace: collection every half second must not take an upload before its record.
+        STUDIO_GC_GRACE_S="1",
         STUDIO_GC_INTERVAL_S="0.5",
         STUDIO_RETENTION_S="2",
     )
@@ -46,7 +47,7 @@ def stored(data_dir: Path) -> set[str]:
 
 def test_a_deleted_painting_is_gone_from_both_stores(studio, gallery_factory):
     # Its replaced previews go with the periodic collection (every GALLERY_GC_INTERVAL_S; 0.5 s here).
-    gallery = gallery_factory(studio.url, studio_token=studio_process.TOKEN, gc_grace_s=0, gc_interval_s=0.5)
+    gallery = gallery_factory(studio.url, studio_token=studio_process.TOKEN, gc_grace_s=1, gc_interval_s=0.5)
     photo = png(52, 40, (250, 1, 99))
     painting = gallery.post_painting({"size": 48, "iterations": 3, "preview_every": 1}, content=photo).json()
     done = gallery.wait_status(painting["id"], {"done"}, 30)
@@ -68,9 +69,11 @@ def gone(client, url: str) -> bool:
 
 
 def test_thirty_creates_and_deletes_leave_nothing_behind(studio, gallery_factory):
-    gallery = gallery_factory(studio.url, studio_token=studio_process.TOKEN, gc_grace_s=0, gc_interval_s=0.5)
+    gallery = gallery_factory(studio.url, studio_token=studio_process.TOKEN, gc_grace_s=1, gc_interval_s=0.5)
     for i in range(30):
-        painting = gallery.post_painting({"size": 48, "iterations": 2}, content=png(40 + i, 40)).json()
+        response = gallery.post_painting({"size": 48, "iterations": 2}, content=png(40 + i, 40))
+        assert response.status_code == 201, (i, response.status_code, response.text)
+        painting = response.json()
         gallery.wait_status(painting["id"], {"done"}, 30)
         assert gallery.client.delete(f"/api/paintings/{painting['id']}").status_code == 204
     assert gallery.client.get("/api/paintings").json()["total"] == 0

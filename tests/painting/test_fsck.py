@@ -97,6 +97,18 @@ def test_gc_cleans_stale_temp_files(catalog: Catalog, store: ImageStore, make_im
     assert not temp.exists()
 
 
+def test_gc_with_no_grace_leaves_a_write_in_progress_alone(
+    catalog: Catalog, store: ImageStore, make_image: ImageMaker
+) -> None:
+    # A Gallery collecting every half second with no grace once removed another thread's temp
+    # file between its write and its rename: the upload failed with 503 "No such file or directory".
+    ref = store.put(make_image())
+    in_flight = store.path(ref.id).parent / ".tmp-writing.part"
+    in_flight.write_bytes(b"half written")
+    assert gc(store, catalog, grace_s=0).temp_removed == 0
+    assert in_flight.exists()
+
+
 # -- the command ---------------------------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ from painting.images import ImageStore
 from painting.progress import ProgressPoint
 from studio.events import JobEvents
 from studio.jobs import Jobs
-from studio.runner import CRASHED_TWICE, JobRunner
+from studio.runner import CRASHED_TWICE, IMAGES_MISSING, JobRunner
 
 from postgres_server import start_postgres
 from studio_process import FAKE_WORKER, StudioProcess, read_events
@@ -198,6 +198,24 @@ def test_an_ending_inside_a_resumed_runs_repeated_iterations_still_reaches_the_r
     texts = _stream(events, record.id, after=13)
     assert texts == [text for text in texts if text.startswith("id: 14\n")] and len(texts) == 1
     assert f"event: {ending}" in texts[0]
+    catalog.close()
+
+
+def test_a_job_whose_photo_is_gone_from_the_store_fails_instead_of_retrying_for_ever(tmp_path):
+    # Before, the missing file was a "storage fault": the job was retried every few seconds for
+    # ever and Studio reported itself unable to store its work.
+    catalog = Catalog.open(None, tmp_path, scope="studio")
+    images = ImageStore(tmp_path / "images")
+    events = JobEvents(catalog)
+    jobs = Jobs(catalog, images, events, cancel_running=lambda job_id: "unknown")
+    runner = JobRunner(catalog, images, events)
+    record, _ = jobs.create(png(40, 30), [png(30, 30)], '{"size": 48, "iterations": 5}')
+    images.delete(record.content_image)
+    assert runner.paint_message(record.id) is None
+    ended = catalog.get(record.id)
+    assert (ended.status.value, ended.error) == ("failed", IMAGES_MISSING)
+    texts = _stream(events, record.id, after=-1)
+    assert "event: failed" in texts[-1] and "missing from Studio's store" in texts[-1]
     catalog.close()
 
 
