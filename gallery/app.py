@@ -72,7 +72,7 @@ def create_app(
             total=settings.max_unfinished,
             per_minute=settings.max_creations_per_minute,
         )
-        app.state.gallery = GalleryState(settings, catalog, images, dispatcher, hub, limits, metrics)
+        app.state.gallery = GalleryState(settings, catalog, images, dispatcher, hub, limits, metrics, studio)
         metrics.watch(catalog, hub)
         dispatcher.start()
         collector = start_collecting(images, catalog, interval_s=settings.gc_interval_s, grace_s=settings.gc_grace_s)

@@ -226,7 +226,7 @@ class Dispatcher:
         """Create the Studio job; False when the painting ended (cancelled, deleted) meanwhile."""
         record = self.catalog.get(painting_id)
         try:
-            content = self.images.read(record.content_image)
+            content = self.images.read(record.content_image) if record.content_image is not None else None
             styles = [self.images.read(i) for i in record.style_images]
         except NotFound:  # removed by hand, or by a collection with no grace: it can never be sent
             raise _ImagesMissing(

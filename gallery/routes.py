@@ -31,6 +31,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile
 
 from gallery import views
+from gallery.errors import StudioRejected, StudioUnavailable
 from gallery.owners import Visitor, VisitorDep
 from gallery.state import GalleryDep, GalleryState
 from httpapi.errors import BadRequest, Forbidden, refusals
@@ -39,7 +40,15 @@ from httpapi.images import IMAGE_RESPONSE, image_response
 from painting.catalog import MAX_PAGE
 from painting.errors import NotFound
 from painting.images import check_image_id, upright_size
-from painting.params import MAX_STYLES, Params, limited_schema, painting_shape, parse_params
+from painting.params import (
+    ENGINE_FIELDS,
+    MAX_STYLES,
+    Params,
+    check_inputs,
+    limited_schema,
+    painting_shape,
+    parse_params,
+)
 from painting.records import PaintingRecord
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -78,18 +87,36 @@ async def create_painting(request: Request, gallery: GalleryDep, visitor: Visito
         params = form.get("params")
         if isinstance(params, UploadFile):
             raise BadRequest("params: must be a text field with JSON, not a file")
-        content = await file_part(form.getlist("content"), "content")
+        contents = form.getlist("content")  # none only for a latent generator model: checked below
+        content = await file_part(contents, "content") if contents else None
         style_parts = form.getlist("style")
-        if not style_parts:
-            raise BadRequest("style: missing part (at least one style image is needed)")
         if len(style_parts) > max_styles:
             raise BadRequest(too_many)
         styles = [await file_part([s], "style") for s in style_parts]
-    parsed = _parse(gallery, params, len(styles))
-    _check_shape(upright_size(content), parsed.size)
+    parsed = _parse(gallery, params, None)
+    try:
+        kind = await _model_kind(gallery, parsed)
+        check_inputs(parsed, content=content is not None, styles=len(styles), model_kind=kind)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    if content is not None:
+        _check_shape(upright_size(content), parsed.size)
     _admit(gallery, visitor, request)
-    content_ref, *style_refs = gallery.images.put_all([("content", content), *(("style", s) for s in styles)])
-    return _created(gallery, visitor, request, parsed, content_ref.id, [s.id for s in style_refs])
+    uploads = ([("content", content)] if content is not None else []) + [("style", s) for s in styles]
+    refs = gallery.images.put_all(uploads)
+    content_id = refs[0].id if content is not None else None
+    return _created(gallery, visitor, request, parsed, content_id, [r.id for r in refs[1 if content_id else 0 :]])
+
+
+@api.get("/models")
+async def list_models(gallery: GalleryDep) -> dict[str, Any]:
+    """The generator models Studio serves (engine `model`), each usable (`ok`) or with its `problem`.
+    `known` is false, with a `reason`, while Studio is away or still starting."""
+    try:
+        found = await gallery.studio.models()
+    except (StudioUnavailable, StudioRejected) as exc:
+        return {"known": False, "models": [], "reason": str(exc)}
+    return {"known": bool(found.get("known")), "models": list(found.get("models") or [])}
 
 
 @api.get("/paintings", responses=refusals(422))
@@ -141,7 +168,13 @@ async def remix_painting(painting_id: str, request: Request, gallery: GalleryDep
     if not isinstance(body, dict):
         raise BadRequest('body: must be a JSON object like {"params": {...}}')
     parsed = _parse(gallery, body.get("params"), len(original.styles))
-    _check_shape(gallery.images.ref(original.content_image).upright, parsed.size)
+    if parsed.engine != original.params.engine and "model" in (parsed.engine, original.params.engine):
+        raise BadRequest(
+            f"params: engine: a {original.params.engine} painting cannot be remixed as a {parsed.engine} one "
+            "(they take other images): make a new painting"
+        )
+    if original.content_image is not None:
+        _check_shape(gallery.images.ref(original.content_image).upright, parsed.size)
     _admit(gallery, visitor, request)
     return _created(gallery, visitor, request, parsed, original.content_image, list(original.style_images))
 
@@ -200,12 +233,15 @@ async def ready(gallery: GalleryDep) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-def _parse(gallery: GalleryState, params: Any, style_count: int) -> Params:
+def _parse(gallery: GalleryState, params: Any, style_count: int | None) -> Params:
+    """The painting's parameters, checked against this Gallery's caps (and, given `style_count`, the
+    styles it will paint with); BadRequest naming the field otherwise."""
     if not isinstance(params, dict | str | None):
         params = json.dumps(params)  # a list or number: let the parser say what is wrong
     try:
         parsed = parse_params(params)
-        parsed.blend_for(style_count)
+        if style_count is not None and parsed.engine != "model":
+            parsed.blend_for(style_count)
     except ValueError as exc:
         raise BadRequest(f"params: {exc}") from None
     settings = gallery.settings
@@ -213,16 +249,38 @@ def _parse(gallery: GalleryState, params: Any, style_count: int) -> Params:
     lowered = {
         name: cap
         for name, cap in (("size", settings.max_size), ("iterations", settings.max_iterations))
-        if name not in parsed.model_fields_set and getattr(parsed, name) > cap
+        if name not in parsed.model_fields_set and getattr(parsed, name) > cap and name in ENGINE_FIELDS[parsed.engine]
     }
     parsed = parsed.model_copy(update=lowered) if lowered else parsed
     if parsed.size > settings.max_size:
         raise BadRequest(f"params: size: this Gallery paints at most {settings.max_size} px high (asked {parsed.size})")
-    if parsed.iterations > settings.max_iterations:
+    if parsed.steps > settings.max_iterations:
         raise BadRequest(
             f"params: iterations: this Gallery runs at most {settings.max_iterations} (asked {parsed.iterations})"
         )
     return parsed
+
+
+async def _model_kind(gallery: GalleryState, params: Params) -> str | None:
+    """The kind ("image" or "latent") of the model a painting asks for, as Studio lists it; ValueError
+    for a model Studio does not serve or cannot use. None while Studio cannot say (away, starting):
+    the painting is taken, and Studio checks it when it arrives."""
+    if params.engine != "model":
+        return None
+    try:
+        found = await gallery.studio.models()
+    except (StudioUnavailable, StudioRejected):
+        return None
+    if not found.get("known"):
+        return None
+    models = [m for m in found.get("models") or [] if isinstance(m, dict)]
+    match = next((m for m in models if m.get("name") == params.model), None)
+    if match is None:
+        usable = ", ".join(sorted(str(m.get("name")) for m in models if m.get("ok"))) or "none"
+        raise ValueError(f"params: model: Studio has no model {params.model!r} (it has: {usable})")
+    if not match.get("ok"):
+        raise ValueError(f"params: model: {params.model} cannot be used: {match.get('problem')}")
+    return str(match.get("kind"))
 
 
 def _visible(gallery: GalleryState, visitor: Visitor, painting_id: str) -> PaintingRecord:
@@ -261,7 +319,12 @@ def _check_shape(upright: tuple[int, int] | None, size: int) -> None:
 
 
 def _created(
-    gallery: GalleryState, visitor: Visitor, request: Request, params: Params, content_id: str, style_ids: list[str]
+    gallery: GalleryState,
+    visitor: Visitor,
+    request: Request,
+    params: Params,
+    content_id: str | None,
+    style_ids: list[str],
 ) -> JSONResponse:
     owner = visitor.claim()
     record = gallery.catalog.create(params=params, content_image=content_id, style_images=style_ids, owner=owner)

@@ -65,10 +65,12 @@ class StudioClient:
         return response
 
     async def submit(
-        self, painting_id: str, content: bytes, styles: list[bytes], params: dict[str, Any]
+        self, painting_id: str, content: bytes | None, styles: list[bytes], params: dict[str, Any]
     ) -> dict[str, Any]:
-        """Send a painting to Studio as a job (Idempotency-Key: the painting id); Studio's job JSON."""
-        files = [("content", ("content", content, "application/octet-stream"))]
+        """Send a painting to Studio as a job (Idempotency-Key: the painting id); Studio's job JSON.
+
+        `content` is None for a latent generator model's painting (it has no photo)."""
+        files = [("content", ("content", content, "application/octet-stream"))] if content is not None else []
         files += [("style", (f"style-{i}", s, "application/octet-stream")) for i, s in enumerate(styles)]
         response = await self._call(
             "POST",
@@ -86,6 +88,10 @@ class StudioClient:
     async def forget(self, job_id: str) -> None:
         """Stop a job if it runs and delete it and its images at Studio (the painting was deleted)."""
         await self._call("DELETE", f"/v1/jobs/{job_id}")
+
+    async def models(self) -> dict[str, Any]:
+        """The generator models Studio serves: {"known": bool, "models": [{name, kind, ok, problem, ...}]}."""
+        return _json(await self._call("GET", "/v1/models", timeout=httpx.Timeout(5.0)))
 
     async def image(self, image_id: str) -> bytes:
         return (await self._call("GET", f"/v1/images/{image_id}")).content

@@ -219,7 +219,7 @@ class Catalog:
         self,
         *,
         params: Params,
-        content_image: str,
+        content_image: str | None,
         style_images: Sequence[str],
         status: Status = Status.QUEUED,
         painting_id: str | None = None,
@@ -231,15 +231,25 @@ class Catalog:
         """Store a new painting and return it.
 
         The style blend weights come from `params.blend_for(len(style_images))` (ValueError when
-        they do not fit). With an `idempotency_key` that this scope already has, nothing is
-        written and the existing painting is returned: a retried request never makes two.
+        they do not fit). A generator model's painting (engine `model`) has no styles, and a latent
+        model's none of a photo either (`content_image=None`); every other painting needs both.
+        With an `idempotency_key` that this scope already has, nothing is written and the existing
+        painting is returned: a retried request never makes two.
         """
         if not isinstance(params, Params):
             raise TypeError("params must be a painting.params.Params")
-        check_image_id(content_image)
+        if content_image is not None:
+            check_image_id(content_image)
+        elif params.engine != "model":
+            raise ValueError(f"a painting by the {params.engine} engine needs a photo")
         for image_id in style_images:
             check_image_id(image_id)
-        weights = params.blend_for(len(style_images))
+        if params.engine == "model":
+            if style_images:
+                raise ValueError("a generator model's painting takes no style images")
+            weights: list[float] = []
+        else:
+            weights = params.blend_for(len(style_images))
         painting_id = new_painting_id() if painting_id is None else check_painting_id(painting_id)
         if idempotency_key is not None and (not 1 <= len(idempotency_key) <= 200 or "\x00" in idempotency_key):
             raise ValueError("an idempotency key must be 1 to 200 characters, without NUL")
@@ -256,7 +266,7 @@ class Catalog:
             "preview_image": None,
             "result_image": None,
             "iteration": 0,
-            "iterations": params.iterations,
+            "iterations": params.steps,
             "error": None,
             "remote_cursor": None,
             "attempts": 0,
@@ -275,7 +285,8 @@ class Catalog:
                     if existing is not None:
                         return existing
                 s.execute(sa.insert(db.PaintingRow), [row])
-                s.execute(sa.insert(db.StyleRow), styles)
+                if styles:  # an empty executemany would insert one row of NULLs
+                    s.execute(sa.insert(db.StyleRow), styles)
         except IntegrityError:
             # PostgreSQL: a concurrent create with the same key won the race; answer with its row.
             if idempotency_key is not None:
@@ -434,6 +445,7 @@ class Catalog:
             content_image=row.content_image,
             styles=tuple(styles),
             preview_image=row.preview_image,
+            preview_iteration=row.preview_iteration,
             result_image=row.result_image,
             iteration=row.iteration,
             iterations=row.iterations,
@@ -522,6 +534,7 @@ class Catalog:
         values: dict[str, Any] = {"iteration": point.iteration}
         if preview_image is not None:
             values["preview_image"] = check_image_id(preview_image)
+            values["preview_iteration"] = point.iteration
         row = {
             "painting_id": painting_id,
             "iteration": point.iteration,
@@ -611,7 +624,9 @@ class Catalog:
             return sa.literal(name, sa.String(16)).label("role")
 
         query = sa.union_all(
-            sa.select(p.id.label("painting_id"), role_column("content"), p.content_image.label("image_id")),
+            sa.select(p.id.label("painting_id"), role_column("content"), p.content_image.label("image_id")).where(
+                p.content_image.is_not(None)
+            ),
             sa.select(p.id, role_column("style"), st.image_id).join(st, st.painting_id == p.id),
             sa.select(p.id, role_column("preview"), p.preview_image).where(p.preview_image.is_not(None)),
             sa.select(p.id, role_column("result"), p.result_image).where(p.result_image.is_not(None)),

@@ -128,8 +128,9 @@ class PaintingRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(32))
     params: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
-    content_image: Mapped[str] = mapped_column(String(64))
+    content_image: Mapped[str | None] = mapped_column(String(64))  # None: a latent model's painting
     preview_image: Mapped[str | None] = mapped_column(String(64))
+    preview_iteration: Mapped[int | None] = mapped_column(Integer)  # the iteration preview_image shows
     result_image: Mapped[str | None] = mapped_column(String(64))
     iteration: Mapped[int] = mapped_column(Integer)
     iterations: Mapped[int] = mapped_column(Integer)

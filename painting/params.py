@@ -6,13 +6,29 @@ values are taken strictly (pydantic's strict mode): `"64"` is not a size and `"y
 a whole number is still a fine value for a float field.
 Defaults follow the classic Keras example (height 400, weights 1 / 10 / 0.1, content `block5_conv2`,
 style `block1_conv1` ... `block5_conv1`), so loss values are comparable with it.
+
+A painting chooses its `engine`: `gatys` (the exact optimisation, the default), `fast` (one pass of a
+feed-forward network, Ghiasi et al.) or `model` (a generator network Studio serves). Each field
+applies to some engines (`ENGINE_FIELDS`, and `x-engines` in the JSON schema, which the page reads to
+show only what applies); one given for an engine it does not apply to is refused, naming it, and a
+painting's stored or sent form (`model_dump`) carries only the fields of its engine.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 # The VGG19 conv layers, in network order. Pycasso cuts the network at the deepest one in use.
 LayerName = Literal[
@@ -50,6 +66,27 @@ MAX_STYLES = 8
 MAX_ITERATIONS = 5000
 MAX_WIDTH = 2 * MAX_SIZE  # a panorama may be wider than the tallest painting, but not without end
 
+Engine = Literal["gatys", "fast", "model"]
+ENGINES: tuple[Engine, ...] = get_args(Engine)
+_GATYS_ONLY = (
+    "iterations",
+    "content_weight",
+    "style_weight",
+    "tv_weight",
+    "content_layer",
+    "style_layers",
+    "init",
+    "style_scale",
+    "preview_every",
+    "preview_seconds",
+)
+# The fields each engine reads (besides `engine` itself).
+ENGINE_FIELDS: dict[str, frozenset[str]] = {
+    "gatys": frozenset({"size", "seed", "style_blend", "preserve_colors", *_GATYS_ONLY}),
+    "fast": frozenset({"size", "style_blend", "preserve_colors", "strength"}),
+    "model": frozenset({"size", "seed", "model"}),
+}
+
 
 def painting_shape(width: int, height: int, size: int) -> tuple[int, int]:
     """(height, width) of a painting `size` px tall of a photo `width` × `height` px as shown (upright).
@@ -70,11 +107,22 @@ def painting_shape(width: int, height: int, size: int) -> tuple[int, int]:
     return size, painted
 
 
+def _mark_engines(schema: dict[str, Any]) -> None:
+    """Each property's `x-engines`: the engines that read it (the page shows a field only for those)."""
+    for name, prop in schema.get("properties", {}).items():
+        prop["x-engines"] = list(ENGINES) if name == "engine" else [e for e in ENGINES if name in ENGINE_FIELDS[e]]
+
+
 class Params(BaseModel):
-    """How to paint: size, length of the run, loss weights, layers, start image, styles, previews."""
+    """How to paint: engine, size, length of the run, loss weights, layers, start image, styles, previews."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, json_schema_extra=_mark_engines)
 
+    engine: Engine = Field(
+        "gatys",
+        description="How to paint: gatys (exact, minutes), fast (one network pass, a second) or model "
+        "(a generator network this Studio serves).",
+    )
     size: int = Field(
         400,
         ge=MIN_SIZE,
@@ -113,9 +161,10 @@ class Params(BaseModel):
         dict(DEFAULT_STYLE_LAYERS),  # pydantic copies a mutable default for each instance
         description="VGG19 layers whose Gram matrices carry the style, each with its relative weight.",
     )
-    init: Literal["content", "noise", "style"] = Field(
+    init: Literal["content", "noise", "style", "draft"] = Field(
         "content",
-        description="Starting image: the photo, random noise, or the (first) style image.",
+        description="Starting image: the photo, random noise, the (first) style image, or a draft by the "
+        "fast engine (shown at once, then refined).",
     )
     seed: int = Field(
         0,
@@ -144,6 +193,49 @@ class Params(BaseModel):
         le=5000,
         description="Send a preview image every this many iterations (0: none).",
     )
+    preview_seconds: float = Field(
+        2.5,
+        ge=0.0,
+        le=3600.0,
+        description="Also send a preview when this many seconds have passed since the last one (0: only by count).",
+    )
+    strength: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Style strength: 0 keeps the photo's own style, 1 takes the style image's.",
+    )
+    model: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="The generator model to paint with (engine model): a name from Studio's model list.",
+    )
+
+    @model_validator(mode="after")
+    def _fields_apply_to_engine(self) -> Params:
+        applies = ENGINE_FIELDS[self.engine]
+        stray = sorted(self.model_fields_set - applies - {"engine"})
+        if stray:
+            raise ValueError(
+                "; ".join(f"{name}: does not apply to the {self.engine} engine" for name in stray)
+                + f" (it reads {', '.join(sorted(applies))})"
+            )
+        if self.engine == "model" and self.model is None:
+            raise ValueError("model: the model engine needs the name of one of Studio's models")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _only_what_applies(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+        data = handler(self)
+        applies = ENGINE_FIELDS[self.engine] | {"engine"}
+        return {name: value for name, value in data.items() if name in applies}
+
+    @property
+    def steps(self) -> int:
+        """Iterations of the run: a Gatys painting's `iterations`; one pass for the other engines."""
+        return self.iterations if self.engine == "gatys" else 1
 
     @field_validator("style_layers")
     @classmethod
@@ -184,6 +276,34 @@ class Params(BaseModel):
         return [w / total for w in weights]
 
 
+def check_inputs(params: Params, *, content: bool, styles: int, model_kind: str | None = None) -> None:
+    """The one rule on which images a painting takes, for Gallery, Studio and the worker alike.
+
+    The Gatys and fast engines need a photo and 1 to MAX_STYLES style images (as many as
+    `style_blend` has weights, when given); a generator model takes no style images, and a photo
+    exactly when it is an image-to-image model (`model_kind` "image"; "latent": none; None, when
+    the model's kind is not known here: either). Raises ValueError naming the part or field.
+    """
+    if params.engine == "model":
+        if styles:
+            raise ValueError("style: a generator model takes no style images")
+        if model_kind == "latent" and content:
+            raise ValueError(f"content: the model {params.model} paints from a seed alone: send no photo")
+        if model_kind == "image" and not content:
+            raise ValueError(f"content: the model {params.model} repaints a photo: send one")
+        return
+    if not content:
+        raise ValueError("content: missing part (the photo to paint)")
+    if not styles:
+        raise ValueError("style: missing part (at least one style image is needed)")
+    if styles > MAX_STYLES:
+        raise ValueError(f"style: at most {MAX_STYLES} style images")
+    try:
+        params.blend_for(styles)
+    except ValueError as exc:
+        raise ValueError(f"params: style_blend: {exc}") from None
+
+
 def limited_schema(*, max_size: int, max_iterations: int) -> dict[str, Any]:
     """Params' JSON schema with a deployment's own caps on size and iterations, so a form built from
     it never offers what that deployment refuses."""
@@ -205,7 +325,8 @@ def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
+        message = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
 
 
@@ -226,6 +347,9 @@ def parse_params(data: str | bytes | dict | None) -> Params:
 
 __all__ = [
     "DEFAULT_STYLE_LAYERS",
+    "ENGINES",
+    "ENGINE_FIELDS",
+    "Engine",
     "LayerName",
     "MAX_ITERATIONS",
     "MAX_SIZE",
@@ -234,6 +358,7 @@ __all__ = [
     "MIN_SIZE",
     "Params",
     "VGG19_LAYERS",
+    "check_inputs",
     "describe_validation_error",
     "limited_schema",
     "painting_shape",

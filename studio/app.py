@@ -53,12 +53,15 @@ def create_app(settings: StudioSettings | None = None) -> FastAPI:
             shutdown_timeout_s=settings.shutdown_timeout_s,
             fault_retry_s=settings.fault_retry_s,
             devices=settings.devices,
+            env={"PYCASSO_MODELS_DIR": str(settings.models_dir.resolve())} if settings.models_dir else None,
         )
         jobs = Jobs(
             catalog,
             images,
             events,
             cancel_running=supervisor.cancel,
+            engine_problem=supervisor.engine_problem,
+            models=supervisor.models,
             max_styles=settings.max_styles,
             max_size=settings.max_size,
             collect_grace_s=settings.gc_grace_s,

@@ -22,7 +22,7 @@ from painting.catalog import Catalog
 from painting.errors import NotFound
 from painting.fsck import SERVICE_GRACE_S, collect
 from painting.images import ImageStore, upright_size
-from painting.params import MAX_SIZE, MAX_STYLES, painting_shape, parse_params
+from painting.params import MAX_SIZE, MAX_STYLES, Params, check_inputs, painting_shape, parse_params
 from painting.progress import json_safe
 from painting.records import PaintingRecord, Status
 from studio.events import JobEvents
@@ -45,6 +45,8 @@ class Jobs:
         events: JobEvents,
         *,
         cancel_running: Callable[[str], str],
+        engine_problem: Callable[[str], str | None] = lambda engine: None,
+        models: Callable[[], list[dict[str, Any]] | None] = lambda: None,
         max_styles: int = MAX_STYLES,
         max_size: int = MAX_SIZE,
         collect_grace_s: float = SERVICE_GRACE_S,
@@ -53,17 +55,25 @@ class Jobs:
         self.images = images
         self.events = events
         self.cancel_running = cancel_running
+        self.engine_problem = engine_problem
+        self.models = models
         self.max_styles = max_styles
         self.max_size = max_size
         self.collect_grace_s = collect_grace_s
 
     def create(
-        self, content: bytes, styles: list[bytes], params_text: str | None, *, idempotency_key: str | None = None
+        self,
+        content: bytes | None,
+        styles: list[bytes],
+        params_text: str | None,
+        *,
+        idempotency_key: str | None = None,
     ) -> tuple[PaintingRecord, bool]:
         """Check everything, then store the images and the job; (job, whether it is new).
 
         Raises BadRequest (422), ImageRejected (413/415); nothing is stored for a rejected request.
-        A key already used returns that job and stores nothing.
+        A key already used returns that job and stores nothing. `content` is None only for a
+        latent generator model's job.
         """
         try:
             params = parse_params(params_text)
@@ -71,15 +81,16 @@ class Jobs:
             raise BadRequest(f"params: {exc}") from None
         if params.size > self.max_size:
             raise BadRequest(f"params: size: this Studio paints at most {self.max_size} px high (asked {params.size})")
-        if not styles:
-            raise BadRequest("style: at least one style image is needed")
+        problem = self.engine_problem(params.engine)
+        if problem is not None:
+            raise BadRequest(f"params: engine: this Studio cannot paint with {params.engine}: {problem}")
         if len(styles) > self.max_styles:
             raise BadRequest(f"style: at most {self.max_styles} style images")
         try:
-            params.blend_for(len(styles))
+            check_inputs(params, content=content is not None, styles=len(styles), model_kind=self._model_kind(params))
         except ValueError as exc:
-            raise BadRequest(f"params: style_blend: {exc}") from None
-        upright = upright_size(content)  # as shown (EXIF orientation applied), read from the header
+            raise BadRequest(str(exc)) from None
+        upright = upright_size(content) if content is not None else None  # as shown (EXIF orientation applied)
         if upright is not None:  # else put_all says why it cannot be read
             try:
                 painting_shape(*upright, params.size)
@@ -91,14 +102,32 @@ class Jobs:
             existing = self.catalog.find_by_idempotency_key(idempotency_key)
             if existing is not None:
                 return existing, False
-        content_ref, *style_refs = self.images.put_all([("content", content), *(("style", s) for s in styles)])
+        uploads = ([("content", content)] if content is not None else []) + [("style", s) for s in styles]
+        refs = self.images.put_all(uploads)
+        content_ref, style_refs = (refs[0], refs[1:]) if content is not None else (None, refs)
         record = self.catalog.create(
             params=params,
-            content_image=content_ref.id,
+            content_image=content_ref.id if content_ref is not None else None,
             style_images=[s.id for s in style_refs],
             idempotency_key=idempotency_key,
         )
         return record, True
+
+    def _model_kind(self, params: Params) -> str | None:
+        """The kind ("image" or "latent") of the model a job asks for; BadRequest for one this Studio
+        does not serve (or cannot use); None when no worker has listed its models yet."""
+        if params.engine != "model":
+            return None
+        models = self.models()
+        if models is None:
+            return None
+        found = next((m for m in models if m.get("name") == params.model), None)
+        if found is None:
+            usable = ", ".join(sorted(str(m.get("name")) for m in models if m.get("ok"))) or "none"
+            raise BadRequest(f"params: model: this Studio has no model {params.model!r} (it has: {usable})")
+        if not found.get("ok"):
+            raise BadRequest(f"params: model: {params.model} cannot be used: {found.get('problem')}")
+        return str(found.get("kind"))
 
     def describe(self, job_id: str) -> dict[str, Any]:
         """The job as the API shows it; raises NotFound."""

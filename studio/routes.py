@@ -85,10 +85,9 @@ async def create_job(
     max_styles = studio.settings.max_styles
     too_many = f"style: at most {max_styles} style images"
     async with read_form(request, max_files=max_styles + 2, max_fields=16, too_many_files=too_many) as form:
-        content = await file_part(form.getlist("content"), "content")
+        contents = form.getlist("content")  # none only for a latent model's job: Jobs.create checks
+        content = await file_part(contents, "content") if contents else None
         styles = [await file_part([s], "style") for s in form.getlist("style")]
-        if not styles:
-            raise BadRequest("style: missing part (at least one style image is needed)")
         params = form.get("params")
         if isinstance(params, UploadFile):
             params = (await params.read()).decode("utf-8", errors="replace")
@@ -156,6 +155,15 @@ async def status(studio: StudioDep) -> dict[str, Any]:
     """Capacity and load, for whoever sends this Studio work: each worker (ready, its device and
     backend, the job it paints), how many jobs run and wait, and the largest painting it takes."""
     return {**studio.supervisor.status(), "max_size": studio.settings.max_size}
+
+
+@v1.get("/models")
+async def models(studio: StudioDep) -> dict[str, Any]:
+    """The generator models this Studio serves (engine `model`): every file in its models folder,
+    each usable (`ok`) or with the `problem` that keeps it out; `known` is false until a worker has
+    started and looked."""
+    found = studio.supervisor.models()
+    return {"known": found is not None, "models": found or []}
 
 
 @v1.get("/metrics", include_in_schema=False)

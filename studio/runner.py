@@ -73,15 +73,12 @@ class JobRunner:
         if record.status not in RUNNABLE:
             return None
         init, start = None, 0
-        if record.iteration > 0 and record.preview_image is not None and record.params.preview_every:
-            # Previews come at multiples of preview_every, so the last one is at the last such multiple.
-            start = record.iteration - record.iteration % record.params.preview_every
-            if start > 0 and self.images.exists(record.preview_image):
-                init = self.images.read(record.preview_image)
-            else:
-                start = 0
+        # Resume from the latest preview, at the iteration it shows (0: a draft, not made again).
+        preview, at = record.preview_image, record.preview_iteration
+        if preview is not None and at is not None and record.params.engine == "gatys" and self.images.exists(preview):
+            init, start = self.images.read(preview), at
         try:
-            content = self.images.read(record.content_image)
+            content = self.images.read(record.content_image) if record.content_image is not None else None
             styles = [self.images.read(i) for i in record.style_images]
         except NotFound:  # removed by hand, or by a collection with no grace: it can never run
             self.events.finish(job_id, Status.FAILED, error=IMAGES_MISSING)

@@ -48,6 +48,11 @@ class StudioSettings(BaseSettings):
         description='GPUs for the workers, as JSON, e.g. ["0", "1"]: worker i gets device i (round robin); '
         "empty: the CPU, its cores shared out between the workers.",
     )
+    models_dir: Path | None = Field(
+        None,
+        description="Folder of generator models (.keras, .h5, .onnx, each with an optional .json sidecar) the "
+        "workers serve for engine model; unset: none.",
+    )
     max_restarts: int = Field(
         3, ge=0, description="Worker restarts allowed within restart_window_s; one more and Studio is not ready."
     )

@@ -38,8 +38,8 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 from httpapi.logs import about
 from painting.errors import StorageUnavailable
@@ -83,9 +83,11 @@ class Supervisor:
         fault_retry_s: float = 5.0,
         devices: Sequence[str] = (),
         cpu_count: int | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.command = list(command)
         self.devices = tuple(devices)
+        self.env = dict(env or {})  # for every worker, e.g. PYCASSO_MODELS_DIR
         self.cpu_count = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
         self.handler = handler
         self.max_restarts = max_restarts
@@ -131,11 +133,11 @@ class Supervisor:
         several workers, its share of the CPU cores, so that N workers do not each start a thread per
         core. One worker and no devices: nothing (it uses whatever the machine has)."""
         if self.devices:
-            return {"CUDA_VISIBLE_DEVICES": self.devices[index % len(self.devices)]}
+            return {**self.env, "CUDA_VISIBLE_DEVICES": self.devices[index % len(self.devices)]}
         if len(self._slots) == 1:
-            return {}
+            return dict(self.env)
         threads = str(max(1, self.cpu_count // len(self._slots)))
-        return {"TF_NUM_INTRAOP_THREADS": threads, "OMP_NUM_THREADS": threads}
+        return {**self.env, "TF_NUM_INTRAOP_THREADS": threads, "OMP_NUM_THREADS": threads}
 
     @property
     def queued(self) -> int:
@@ -158,6 +160,24 @@ class Supervisor:
             "ready": self.ready,
             "reason": self.not_ready_reason,
         }
+
+    def engine_problem(self, engine: str) -> str | None:
+        """Why no worker here can paint with `engine`, or None when one can (or none has said yet:
+        a worker still starting is given the benefit of the doubt)."""
+        said = [slot.said.get("engines") for slot in self._slots if slot.said]
+        known = [engines for engines in said if isinstance(engines, dict)]
+        if not known or any(engines.get(engine) == "ready" for engines in known):
+            return None
+        return str(known[0].get(engine) or f"no worker here has the {engine} engine")
+
+    def models(self) -> list[dict[str, Any]] | None:
+        """The generator models the workers serve (every worker reads the same folder), usable or not
+        (each with its problem); None until a worker has said."""
+        for slot in self._slots:
+            models = slot.said.get("models")
+            if isinstance(models, list):
+                return [m for m in models if isinstance(m, dict)]
+        return None
 
     def storage_works(self) -> None:
         """Storage was just seen to work (a delivery, or the readiness probe): clear the fault,

@@ -3,9 +3,15 @@
 
 import { imageUrl } from "./api.js";
 
-export const ESSENTIALS = ["size", "iterations", "style_weight", "preserve_colors"];
+export const ESSENTIALS = ["engine", "size", "iterations", "strength", "style_weight", "preserve_colors", "model"];
 
-const LABELS = { tv_weight: "Smoothness (TV weight)", preview_every: "Preview every", preserve_colors: "Keep the photo's colours" };
+const LABELS = {
+  tv_weight: "Smoothness (TV weight)",
+  preview_every: "Preview every",
+  preview_seconds: "Preview at least every (s)",
+  preserve_colors: "Keep the photo's colours",
+  strength: "Style strength",
+};
 
 function labelFor(name, schema) {
   return LABELS[name] || schema.title || name.replace(/_/g, " ");
@@ -94,6 +100,7 @@ function buildField(name, schema) {
           throw new Error(`${label}: must be JSON, like {"block1_conv1": 1}.`);
         }
       }
+      if (kind === "text" && !text && schema.anyOf) return null; // an optional text left empty
       if (kind === "list") {
         if (!text) return null;
         const numbers = text.split(/[\s,;]+/).filter(Boolean).map(Number);
@@ -136,18 +143,38 @@ export class PaintForm {
       this.fields.set(name, field);
       (ESSENTIALS.includes(name) ? essentials : advanced).append(field.element);
     }
+    this.fields.get("engine")?.input.addEventListener("change", () => this.showEngineFields());
+    this.showEngineFields();
   }
 
-  /** Every field's value; throws an Error with a readable message for a bad one. */
+  /** The chosen engine: "gatys" (exact), "fast" (one pass) or "model" (a generator). */
+  engine() {
+    return this.fields.get("engine")?.get() || "gatys";
+  }
+
+  /** Whether a field applies to the chosen engine (its schema's `x-engines`; none listed: always). */
+  applies(field) {
+    const engines = field.schema["x-engines"];
+    return !engines || engines.includes(this.engine());
+  }
+
+  /** Show only the fields the chosen engine reads, and say what the choice means. */
+  showEngineFields() {
+    for (const field of this.fields.values()) field.element.hidden = !this.applies(field);
+    this.root.dataset.engine = this.engine();
+  }
+
+  /** The values of the fields that apply to the chosen engine; throws an Error with a readable message for a bad one. */
   params() {
     const params = {};
-    for (const [name, field] of this.fields) params[name] = field.get();
+    for (const [name, field] of this.fields) if (this.applies(field)) params[name] = field.get();
     return params;
   }
 
   /** Fill the fields from `params`; fields it does not name get their defaults. */
   setParams(params) {
     for (const [name, field] of this.fields) field.set(name in params ? params[name] : field.schema.default);
+    this.showEngineFields();
   }
 
   wirePickers() {

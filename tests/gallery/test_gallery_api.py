@@ -141,6 +141,8 @@ def test_cancel_and_delete_reach_studio(gallery, real_studio, wait_for):
         (lambda g, i: g.post_painting(SMALL, styles=[]), 422, "style"),
         (lambda g, i: g.post_painting(SMALL, styles=[i["png"](8, 8)] * 9), 422, "style"),
         (lambda g, i: g.post_painting({"style_blend": [1, 2]}), 422, "style_blend"),
+        (lambda g, i: g.post_painting({"engine": "fast", "iterations": 5}), 422, "iterations: does not apply"),
+        (lambda g, i: g.post_painting({"engine": "model"}), 422, "model: the model engine needs"),
         (
             lambda g, i: g.client.post(
                 "/api/paintings", content=b"x" * 3_000_000, headers={"content-type": "multipart/form-data; boundary=x"}
@@ -158,6 +160,8 @@ def test_cancel_and_delete_reach_studio(gallery, real_studio, wait_for):
         "no-style",
         "too-many-styles",
         "blend-mismatch",
+        "field-of-another-engine",
+        "model-without-name",
         "body-too-large",
     ],
 )

@@ -294,3 +294,21 @@ def test_records_round_trip(catalog: Catalog, params: Params, n_styles: int, tex
     assert got.remote_cursor == clean
     assert got.idempotency_key == (clean or None)
     catalog.delete(rec.id)
+
+
+def test_a_latent_model_painting_has_no_photo_and_no_styles(catalog: Catalog) -> None:
+    params = Params(engine="model", model="cars", seed=3)
+    record = catalog.create(params=params, content_image=None, style_images=[])
+    again = catalog.get(record.id)
+    assert (again.content_image, again.styles, again.iterations) == (None, (), 1)
+    assert again.params == params and again.image_ids() == frozenset()
+    assert all(ref.painting_id != record.id for ref in catalog.image_references())
+
+
+def test_only_a_model_painting_may_go_without_a_photo_and_it_takes_no_styles(catalog: Catalog) -> None:
+    style = "a" * 64
+    with pytest.raises(ValueError, match="needs a photo"):
+        catalog.create(params=Params(), content_image=None, style_images=[style])
+    with pytest.raises(ValueError, match="takes no style images"):
+        catalog.create(params=Params(engine="model", model="v"), content_image=None, style_images=[style])
+    assert catalog.count() == 0

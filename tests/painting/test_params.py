@@ -58,3 +58,56 @@ def test_blend_weights_are_normalised_and_must_match_the_number_of_styles():
     assert Params(style_blend=[3, 1]).blend_for(2) == pytest.approx([0.75, 0.25])
     with pytest.raises(ValueError, match="2 weights but there are 3"):
         Params(style_blend=[1, 1]).blend_for(3)
+
+
+# --- engines ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ({"engine": "fast", "iterations": 50}, "iterations: does not apply to the fast engine"),
+        ({"engine": "fast", "init": "draft"}, "init: does not apply to the fast engine"),
+        ({"engine": "gatys", "strength": 0.5}, "strength: does not apply to the gatys engine"),
+        ({"engine": "model", "model": "vangogh", "style_weight": 3}, "style_weight: does not apply to the model"),
+        ({"model": "vangogh"}, "model: does not apply to the gatys engine"),
+        ({"engine": "model"}, "model: the model engine needs the name"),
+        ({"engine": "fast", "strength": 1.5}, "strength: Input should be less than or equal to 1"),
+        ({"engine": "model", "model": "../etc/passwd"}, "model: String should match pattern"),
+        ({"engine": "picasso"}, "engine: Input should be 'gatys', 'fast' or 'model'"),
+    ],
+)
+def test_a_field_that_does_not_apply_to_the_engine_is_refused_by_name(data, named):
+    with pytest.raises(ValueError, match=named):
+        parse_params(data)
+
+
+def test_a_painting_is_stored_and_sent_with_the_fields_of_its_engine_only():
+    fast = parse_params({"engine": "fast", "strength": 0.4, "size": 300})
+    assert fast.model_dump(mode="json") == {
+        "engine": "fast",
+        "size": 300,
+        "strength": 0.4,
+        "style_blend": None,
+        "preserve_colors": False,
+    }
+    assert fast.steps == 1  # one pass: a progress bar of one step
+    gatys = parse_params({"iterations": 70})
+    assert "strength" not in gatys.model_dump(mode="json") and gatys.steps == 70
+    for params in (fast, gatys, parse_params({"engine": "model", "model": "v1.onnx"})):
+        # What is stored reads back as the same painting, and is accepted again when sent to Studio.
+        assert parse_params(json.dumps(params.model_dump(mode="json"))) == params
+
+
+def test_a_record_stored_before_engines_existed_reads_back_as_a_gatys_painting():
+    old = {"size": 64, "iterations": 5, "init": "noise", "preview_every": 10}
+    assert parse_params(old).engine == "gatys"
+
+
+def test_the_schema_says_which_engines_read_each_field():
+    properties = Params.model_json_schema()["properties"]
+    assert properties["engine"]["x-engines"] == ["gatys", "fast", "model"]
+    assert properties["iterations"]["x-engines"] == ["gatys"]
+    assert properties["strength"]["x-engines"] == ["fast"]
+    assert properties["size"]["x-engines"] == ["gatys", "fast", "model"]
+    assert properties["model"]["x-engines"] == ["model"]

@@ -16,6 +16,8 @@ from PIL import Image
 from pycasso import port
 from pycasso.imaging import encode_png
 
+from model_files import models_folder
+
 pytestmark = pytest.mark.slow
 TIMEOUT = 120  # seconds to wait for any one message (TensorFlow start-up included)
 
@@ -23,9 +25,9 @@ TIMEOUT = 120  # seconds to wait for any one message (TensorFlow start-up includ
 class WorkerProcess:
     """The worker behind its pipes; a thread reads its frames into a queue so waits can time out."""
 
-    def __init__(self) -> None:
+    def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pycasso"],
+            [sys.executable, "-m", "pycasso", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -104,6 +106,12 @@ def pngs(content_rgb, style_rgb):
 
 def test_ready_describes_the_engine_and_ping_is_answered(worker):
     assert worker.ready.get("backend").startswith("tensorflow ")
+    assert worker.ready.get("engines") == {
+        "gatys": "ready",
+        "fast": "ready",
+        "model": "no models folder is set (STUDIO_MODELS_DIR)",
+    }
+    assert worker.ready.get("models") == []
     assert worker.ready.get("device") == "CPU"
     assert "sha256:" in worker.ready.get("weights")
     worker.send(port.ping(41))
@@ -111,7 +119,8 @@ def test_ready_describes_the_engine_and_ping_is_answered(worker):
 
 
 def test_a_painting_streams_progress_with_previews_then_the_result(worker, pngs):
-    worker.send(port.paint("j-paint", {"size": 48, "iterations": 6, "preview_every": 2}, pngs[0], [pngs[1]]))
+    params = {"size": 48, "iterations": 6, "preview_every": 2, "preview_seconds": 0}  # previews by count only
+    worker.send(port.paint("j-paint", params, pngs[0], [pngs[1]]))
     seen = worker.until("done", "error", job="j-paint")
     progress = [m for m in seen if m.type == "progress"]
     assert [m.get("iteration") for m in progress] == [1, 2, 3, 4, 5, 6]
@@ -127,6 +136,60 @@ def test_a_painting_streams_progress_with_previews_then_the_result(worker, pngs)
     stats = done.get("stats")
     assert stats["iterations"] == 6 and stats["evaluations"] >= 6
     assert stats["loss"]["total"] == pytest.approx(progress[-1].get("loss")["total"])
+
+
+def test_previews_also_follow_time_so_the_page_never_waits_long_for_a_new_image(worker, pngs):
+    params = {"size": 48, "iterations": 4, "preview_every": 0, "preview_seconds": 0.001}
+    worker.send(port.paint("j-timed", params, pngs[0], [pngs[1]]))
+    seen = worker.until("done", "error", job="j-timed")
+    assert [m.get("iteration") for m in seen if m.type == "progress" and m.blobs("preview")] == [1, 2, 3]
+
+
+def test_the_fast_engine_paints_in_one_pass(worker, pngs):
+    worker.send(port.paint("j-fast", {"engine": "fast", "size": 48, "strength": 0.8}, pngs[0], [pngs[1]]))
+    seen = worker.until("done", "error", job="j-fast")
+    assert [m.type for m in seen] == ["done"], seen[-1].fields
+    result = Image.open(io.BytesIO(seen[-1].blobs("result")[0]))
+    assert (result.format, result.size) == ("PNG", (64, 48))
+    assert seen[-1].get("stats")["iterations"] == 1
+
+
+def test_a_draft_is_shown_at_once_then_refined(worker, pngs):
+    params = {"size": 48, "iterations": 3, "init": "draft", "preview_every": 0, "preview_seconds": 0}
+    worker.send(port.paint("j-draft", params, pngs[0], [pngs[1]]))
+    seen = worker.until("done", "error", job="j-draft")
+    progress = [m for m in seen if m.type == "progress"]
+    assert [m.get("iteration") for m in progress] == [0, 1, 2, 3]
+    draft = Image.open(io.BytesIO(progress[0].blobs("preview")[0]))
+    assert (draft.format, draft.size) == ("PNG", (64, 48))
+    assert progress[0].get("loss")["total"] is None  # not scored: the curve starts at iteration 1
+    assert seen[-1].type == "done"
+
+
+def test_generator_models_are_listed_and_paint_with_and_without_a_photo(tmp_path, pngs):
+    folder = models_folder(tmp_path / "models")
+    (folder / "broken.onnx").write_bytes(b"not a model")
+    worker = WorkerProcess("--models", str(folder))
+    try:
+        ready = worker.next()
+        assert ready is not None and ready.type == "ready"
+        assert ready.get("engines")["model"] == "ready"
+        listed = {m["name"]: m for m in ready.get("models")}
+        assert (listed["tint"]["kind"], listed["dots"]["kind"]) == ("image", "latent")
+        assert not listed["broken"]["ok"] and listed["broken"]["problem"]
+        worker.send(port.paint("j-tint", {"engine": "model", "model": "tint", "size": 48}, pngs[0], []))
+        done = worker.until("done", "error", job="j-tint")[-1]
+        assert done.type == "done", done.fields
+        assert Image.open(io.BytesIO(done.blobs("result")[0])).size == (64, 48)
+        worker.send(port.paint("j-dots", {"engine": "model", "model": "dots", "size": 40, "seed": 9}, None, []))
+        done = worker.until("done", "error", job="j-dots")[-1]
+        assert done.type == "done", done.fields
+        assert Image.open(io.BytesIO(done.blobs("result")[0])).size == (40, 40)
+        worker.send(port.paint("j-wrong", {"engine": "model", "model": "dots", "size": 40}, pngs[0], []))
+        error = worker.until("done", "error", job="j-wrong")[-1]
+        assert (error.type, error.get("code")) == ("error", "invalid_params")
+    finally:
+        worker.close()
 
 
 def test_cancel_ends_a_running_job_promptly(worker, pngs):

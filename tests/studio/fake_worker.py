@@ -61,24 +61,27 @@ def main() -> int:
 
     threading.Thread(target=read, daemon=True).start()
     device = os.environ.get("CUDA_VISIBLE_DEVICES") or f"CPU ({os.environ.get('OMP_NUM_THREADS', '?')} threads)"
-    send(port.ready("fake", "none", device, "none"))
+    # FAKE_FAST: why this worker lacks the fast engine (unset: it has it).
+    engines = {"gatys": "ready", "fast": os.environ.get("FAKE_FAST", "ready")}
+    send(port.ready("fake", "none", device, "none", engines=engines))
     while (job := jobs.get()) is not None:
         params = job.get("params")
         content = job.blobs("content")[0]
         every = params.get("preview_every", 10)
+        iterations = params.get("iterations", 1)  # the fast engine paints in one pass
         start = int(job.get("start_iteration", 0) or 0)
-        for i in range(start + 1, params["iterations"] + 1):
+        for i in range(start + 1, iterations + 1):
             if job.job in cancelled:
                 send(port.cancelled(job.job))
                 break
             time.sleep(0.02)
             point = ProgressPoint(i, i, 100.0 / i, 1.0, 2.0, 0.5, 0.02 * i)
-            preview = _preview(content, i) if every and i % every == 0 and i < params["iterations"] else None
-            send(port.progress(job.job, params["iterations"], point, preview))
+            preview = _preview(content, i) if every and i % every == 0 and i < iterations else None
+            send(port.progress(job.job, iterations, point, preview))
         else:
             # The result is the init image of a resumed run, else the style: a test can see a resume.
             result = (job.blobs("init") or job.blobs("style"))[0]
-            send(port.done(job.job, {"iterations": params["iterations"]}, result))
+            send(port.done(job.job, {"iterations": iterations}, result))
     return 0
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import sys
 import zlib
 
 import httpx
 
-from studio_process import TOKEN, read_events
+from studio_process import FAKE_WORKER, TOKEN, read_events
 from support import png
 
 MULTIPART = {"Content-Type": "multipart/form-data; boundary=b"}
@@ -156,3 +157,30 @@ def test_chunked_body_over_the_cap_is_413(fake_studio):
     response = fake_studio.client.post("/v1/jobs", content=chunks(), headers=MULTIPART)
     assert response.status_code == 413
     assert _stored_files(fake_studio) == before
+
+
+def test_a_fast_job_is_one_step_and_its_status_names_the_engines(fake_studio):
+    job = fake_studio.post_job({"engine": "fast", "size": 48, "strength": 0.5}).json()
+    assert job["iterations"] == 1 and job["params"] == {
+        "engine": "fast",
+        "size": 48,
+        "strength": 0.5,
+        "style_blend": None,
+        "preserve_colors": False,
+    }
+    events = read_events(fake_studio.client, job["id"])
+    assert [e["event"] for e in events] == ["progress", "done"]
+    workers = fake_studio.client.get("/v1/status").json()["workers"]
+    assert workers[0]["engines"] == {"gatys": "ready", "fast": "ready"}
+
+
+def test_a_job_for_an_engine_no_worker_has_is_refused_and_stores_nothing(studio_factory):
+    studio = studio_factory([sys.executable, FAKE_WORKER], FAKE_FAST="onnxruntime is not installed")
+    studio.wait_ready(30)
+    refused = studio.post_job({"engine": "fast", "size": 48})
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == (
+        "params: engine: this Studio cannot paint with fast: onnxruntime is not installed"
+    )
+    assert not [p for p in (studio.data_dir / "images").rglob("*") if p.is_file()]
+    assert studio.post_job({"size": 48, "iterations": 2}).status_code == 202  # Gatys still paints

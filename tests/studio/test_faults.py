@@ -210,6 +210,7 @@ def test_a_job_whose_photo_is_gone_from_the_store_fails_instead_of_retrying_for_
     jobs = Jobs(catalog, images, events, cancel_running=lambda job_id: "unknown")
     runner = JobRunner(catalog, images, events)
     record, _ = jobs.create(png(40, 30), [png(30, 30)], '{"size": 48, "iterations": 5}')
+    assert record.content_image is not None
     images.delete(record.content_image)
     assert runner.paint_message(record.id) is None
     ended = catalog.get(record.id)
