@@ -283,7 +283,11 @@ class Dispatcher:
                 self._finish(painting_id, Status.FAILED, "failed", error="Studio finished without a usable result")
             else:
                 # The page shows the result now: the last preview is no longer needed (gc collects it).
-                self._finish(painting_id, Status.DONE, "done", result_image=result, preview_image=None)
+                # The iterations run (one for the engines that paint in one pass, with no progress).
+                ran = data.get("iteration")
+                done_at = max(ran, self.catalog.get(painting_id).iteration) if type(ran) is int else None
+                extra = {"iteration": done_at} if done_at is not None else {}
+                self._finish(painting_id, Status.DONE, "done", result_image=result, preview_image=None, **extra)
             return True
         if studio_event.type == "failed":
             self._finish(painting_id, Status.FAILED, "failed", error=str(data.get("error") or "Studio failed"))

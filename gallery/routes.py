@@ -41,6 +41,7 @@ from painting.catalog import MAX_PAGE
 from painting.errors import NotFound
 from painting.images import check_image_id, upright_size
 from painting.params import (
+    BUILTIN_STYLES,
     ENGINE_FIELDS,
     MAX_STYLES,
     Params,
@@ -93,7 +94,7 @@ async def create_painting(request: Request, gallery: GalleryDep, visitor: Visito
         if len(style_parts) > max_styles:
             raise BadRequest(too_many)
         styles = [await file_part([s], "style") for s in style_parts]
-    parsed = _parse(gallery, params, None)
+    parsed = _parse(gallery, params)
     try:
         kind = await _model_kind(gallery, parsed)
         check_inputs(parsed, content=content is not None, styles=len(styles), model_kind=kind)
@@ -167,12 +168,12 @@ async def remix_painting(painting_id: str, request: Request, gallery: GalleryDep
         raise BadRequest('body: must be JSON like {"params": {...}}') from None
     if not isinstance(body, dict):
         raise BadRequest('body: must be a JSON object like {"params": {...}}')
-    parsed = _parse(gallery, body.get("params"), len(original.styles))
-    if parsed.engine != original.params.engine and "model" in (parsed.engine, original.params.engine):
-        raise BadRequest(
-            f"params: engine: a {original.params.engine} painting cannot be remixed as a {parsed.engine} one "
-            "(they take other images): make a new painting"
-        )
+    parsed = _parse(gallery, body.get("params"))
+    try:  # the remix paints the original's images: they must be what the new parameters take
+        kind = await _model_kind(gallery, parsed)
+        check_inputs(parsed, content=original.content_image is not None, styles=len(original.styles), model_kind=kind)
+    except ValueError as exc:
+        raise BadRequest(f"{exc} (a remix paints the original's images: make a new painting for others)") from None
     if original.content_image is not None:
         _check_shape(gallery.images.ref(original.content_image).upright, parsed.size)
     _admit(gallery, visitor, request)
@@ -233,15 +234,38 @@ async def ready(gallery: GalleryDep) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-def _parse(gallery: GalleryState, params: Any, style_count: int | None) -> Params:
-    """The painting's parameters, checked against this Gallery's caps (and, given `style_count`, the
-    styles it will paint with); BadRequest naming the field otherwise."""
+@api.get("/styles")
+async def list_builtin_styles(gallery: GalleryDep) -> dict[str, Any]:
+    """The fast engine's ready-made styles (params.builtin_styles: one weight each): how many, and a
+    strip of their thumbnails at `sheet` (`tile` = [width, height] each, left to right). `known` is
+    false, with a `reason`, while Studio is away or has no fast engine ready."""
+    try:
+        described, sheet = await gallery.studio.builtin_styles()
+    except (StudioUnavailable, StudioRejected) as exc:
+        return {"known": False, "count": BUILTIN_STYLES, "tile": None, "sheet": None, "reason": str(exc)}
+    if sheet is None:
+        return {**described, "sheet": None, "reason": "Studio has no fast engine ready yet"}
+    return {**described, "sheet": "/api/styles/sheet.png"}
+
+
+@api.get("/styles/sheet.png", responses={**IMAGE_RESPONSE, **refusals(404)})
+async def builtin_styles_sheet(gallery: GalleryDep) -> Response:
+    try:
+        _, sheet = await gallery.studio.builtin_styles()
+    except (StudioUnavailable, StudioRejected):
+        sheet = None
+    if sheet is None:
+        raise NotFound("The built-in styles are not known yet (Studio is away or starting).")
+    return Response(sheet, media_type="image/png", headers={"Cache-Control": "public, max-age=3600"})
+
+
+def _parse(gallery: GalleryState, params: Any) -> Params:
+    """The painting's parameters, checked against this Gallery's caps; BadRequest naming the field
+    otherwise. (Whether they fit the images is `check_inputs`'.)"""
     if not isinstance(params, dict | str | None):
         params = json.dumps(params)  # a list or number: let the parser say what is wrong
     try:
         parsed = parse_params(params)
-        if style_count is not None and parsed.engine != "model":
-            parsed.blend_for(style_count)
     except ValueError as exc:
         raise BadRequest(f"params: {exc}") from None
     settings = gallery.settings

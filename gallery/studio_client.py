@@ -52,6 +52,7 @@ class StudioClient:
         self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
         self._stream_timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s, read=stream_timeout_s)
         self._http = httpx.AsyncClient(base_url=base_url, headers=headers, transport=transport, timeout=self._timeout)
+        self._styles: tuple[dict[str, Any], bytes | None] | None = None
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -92,6 +93,17 @@ class StudioClient:
     async def models(self) -> dict[str, Any]:
         """The generator models Studio serves: {"known": bool, "models": [{name, kind, ok, problem, ...}]}."""
         return _json(await self._call("GET", "/v1/models", timeout=httpx.Timeout(5.0)))
+
+    async def builtin_styles(self) -> tuple[dict[str, Any], bytes | None]:
+        """The fast engine's built-in styles ({"known", "count", "tile"}) and their PNG strip, kept once
+        fetched (a worker renders the same strip every time)."""
+        if self._styles is None:
+            described = _json(await self._call("GET", "/v1/styles", timeout=httpx.Timeout(5.0)))
+            if not described.get("known"):
+                return described, None
+            sheet = (await self._call("GET", "/v1/styles/sheet.png")).content
+            self._styles = (described, sheet)
+        return self._styles
 
     async def image(self, image_id: str) -> bytes:
         return (await self._call("GET", f"/v1/images/{image_id}")).content

@@ -231,8 +231,9 @@ class Catalog:
         """Store a new painting and return it.
 
         The style blend weights come from `params.blend_for(len(style_images))` (ValueError when
-        they do not fit). A generator model's painting (engine `model`) has no styles, and a latent
-        model's none of a photo either (`content_image=None`); every other painting needs both.
+        they do not fit). A generator model's painting (engine `model`), or one in the fast engine's
+        built-in styles, has no style images, and a latent model's none of a photo either
+        (`content_image=None`); every other painting needs both.
         With an `idempotency_key` that this scope already has, nothing is written and the existing
         painting is returned: a retried request never makes two.
         """
@@ -244,9 +245,9 @@ class Catalog:
             raise ValueError(f"a painting by the {params.engine} engine needs a photo")
         for image_id in style_images:
             check_image_id(image_id)
-        if params.engine == "model":
+        if not params.takes_styles:  # a generator model's, or the fast engine's built-in styles
             if style_images:
-                raise ValueError("a generator model's painting takes no style images")
+                raise ValueError(f"a painting by {params.model or 'built-in styles'} takes no style images")
             weights: list[float] = []
         else:
             weights = params.blend_for(len(style_images))

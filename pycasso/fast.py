@@ -148,25 +148,37 @@ class FastEngine:
     def paint(self, content: np.ndarray, styles: Sequence[np.ndarray], params: Params) -> FastResult:
         """Paint `content` in the style of `styles` (all rgb) at `painting_shape(content.shape, params.size)`.
 
-        Reads `size`, `style_blend`, `strength` and `preserve_colors` of `params` (whose engine must be
-        "fast"). Raises InvalidParams when they do not fit the inputs, InvalidImage when an array is not
-        an rgb image.
+        Reads `size`, `style_blend`, `strength`, `preserve_colors` and `builtin_styles` of `params` (whose
+        engine must be "fast"). With `builtin_styles`, the 26 built-in styles paint instead of `styles`
+        (which must then be empty), and `strength` mixes the result with the photo, pixel by pixel (that
+        network has no style vector to blend). Raises InvalidParams when they do not fit the inputs,
+        InvalidImage when an array is not an rgb image.
         """
         if params.engine != "fast":
             raise InvalidParams(f"this engine paints with engine 'fast', not {params.engine!r}")
         _check_rgb(content, "content")
         for i, style in enumerate(styles):
             _check_rgb(style, f"style {i + 1}")
-        blend = _blend(params, len(styles))
+        if params.builtin_styles is not None and styles:
+            raise InvalidParams("give style images or builtin_styles, not both")
+        blend = _blend(params, len(styles)) if params.builtin_styles is None else []
         height, width = imaging.painting_shape(content.shape, params.size)
         with self._lock:
             started = time.perf_counter()
             content_rgb = imaging.resize(content, height, width)
-            vector, cached = self._blended_vector(styles, blend)
-            if params.strength < 1.0:
-                own = self._style_vector(content_rgb)
-                vector = (params.strength * vector + (1.0 - params.strength) * own).astype(np.float32)
-            image = self._stylise(content_rgb, vector)
+            cached = 0
+            if params.builtin_styles is not None:
+                mix = _normalised(params.builtin_styles, BUILTIN_STYLES, "builtin_styles")
+                image = self._builtin_rgb(content_rgb, mix)
+                if params.strength < 1.0:
+                    mixed = params.strength * image.astype(np.float32) + (1 - params.strength) * content_rgb
+                    image = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+            else:
+                vector, cached = self._blended_vector(styles, blend)
+                if params.strength < 1.0:
+                    own = self._style_vector(content_rgb)
+                    vector = (params.strength * vector + (1.0 - params.strength) * own).astype(np.float32)
+                image = self._stylise(content_rgb, vector)
             if params.preserve_colors:
                 image = imaging.with_chroma_of(image, content_rgb)
             return FastResult(image=image, seconds=time.perf_counter() - started, cached_styles=cached)
@@ -197,11 +209,27 @@ class FastEngine:
         mix = _normalised(weights, BUILTIN_STYLES, "weights")
         height, width = imaging.painting_shape(content.shape, size)
         with self._lock:
-            padded = _padded(imaging.resize(content, height, width))
-            image = np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32)  # (1, 3, H', W'), 0..1
-            image *= np.float32(1 / 255)
-            out = self._builtin.run(None, {"image": image, "style_weights": mix})[0]  # (1, 3, H', W'), 0..1
-            return _to_rgb(out[0, :, :height, :width].transpose(1, 2, 0))
+            return self._builtin_rgb(imaging.resize(content, height, width), mix)
+
+    def _builtin_rgb(self, content_rgb: np.ndarray, mix: np.ndarray) -> np.ndarray:
+        height, width = content_rgb.shape[:2]
+        padded = _padded(content_rgb)
+        image = np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32)  # (1, 3, H', W'), 0..1
+        image *= np.float32(1 / 255)
+        out = self._builtin.run(None, {"image": image, "style_weights": mix})[0]  # (1, 3, H', W'), 0..1
+        return _to_rgb(out[0, :, :height, :width].transpose(1, 2, 0))
+
+    def builtin_sheet(self, height: int = 96, width: int = 128) -> bytes:
+        """A PNG strip of the built-in styles, `width` px each, left to right: the generated example
+        landscape painted in each (what the page's picker shows)."""
+        from pycasso.examples import landscape
+
+        photo = landscape(height, width)
+        with self._lock:
+            tiles = [
+                self._builtin_rgb(photo, np.eye(BUILTIN_STYLES, dtype=np.float32)[i]) for i in range(BUILTIN_STYLES)
+            ]
+        return imaging.encode_png(np.concatenate(tiles, axis=1))
 
     # --- the networks -------------------------------------------------------------------------
 

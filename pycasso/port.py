@@ -28,7 +28,7 @@ from painting.progress import ProgressPoint, json_safe
 HEADER = struct.Struct(">I")
 MAX_FRAME_BYTES = 128 * 1024 * 1024  # a frame larger than this is refused (and skipped)
 MAX_ATTACHMENTS = 16
-ROLES = frozenset({"content", "style", "init", "preview", "result"})
+ROLES = frozenset({"content", "style", "init", "preview", "result", "builtin"})
 TYPES = frozenset({"paint", "cancel", "ping", "ready", "progress", "done", "error", "cancelled", "pong"})
 
 
@@ -207,10 +207,14 @@ def pong(n: Any) -> Message:
     return Message("pong", {"n": n})
 
 
-def ready(version: str, backend: str, device: str, weights: str, **more: Any) -> Message:
+def ready(
+    version: str, backend: str, device: str, weights: str, *, builtin_sheet: bytes | None = None, **more: Any
+) -> Message:
     """What a worker paints with: `engines` maps each engine to "ready" or why it is missing; `models`
-    lists the generator models it serves (each `ModelInfo.to_json()`)."""
-    return Message("ready", {"version": version, "backend": backend, "device": device, "weights": weights, **more})
+    lists the generator models it serves (each `ModelInfo.to_json()`); `builtin_sheet`, a PNG strip
+    of the fast engine's built-in styles (attachment "builtin")."""
+    fields = {"version": version, "backend": backend, "device": device, "weights": weights, **more}
+    return Message("ready", fields, [("builtin", builtin_sheet)] if builtin_sheet is not None else [])
 
 
 def progress(job: str, iterations: int, point: ProgressPoint, preview: bytes | None = None) -> Message:

@@ -26,10 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from painting.params import MAX_STYLES, Params, parse_params
+from painting.params import Params, check_inputs, parse_params
 from painting.progress import ProgressPoint
 from pycasso import port
-from pycasso.errors import Cancelled, EngineNotInstalled, PycassoError
+from pycasso.errors import Cancelled, EngineNotInstalled, InvalidParams, PycassoError
 from pycasso.quiet import native_startup_noise_held
 
 log = logging.getLogger("pycasso.worker")
@@ -175,7 +175,8 @@ class Worker:
         reader = threading.Thread(target=self._read_loop, name="port-reader", daemon=True)
         reader.start()
         engine = self._make_engine()
-        self.send(port.ready(**_describe(engine)))
+        sheet = cast(Any, engine.fast).builtin_sheet() if engine.fast is not None else None
+        self.send(port.ready(**_describe(engine), builtin_sheet=sheet))
         while True:
             item = self._jobs.get()
             if item is _EOF:
@@ -213,13 +214,12 @@ class Worker:
             return
         try:
             contents, styles, inits = message.blobs("content"), message.blobs("style"), message.blobs("init")
-            if params.engine == "model":
-                if len(contents) > 1 or styles or inits:
-                    raise PycassoError("a generator model's paint message takes at most one content image, no styles")
-            elif len(contents) != 1 or not 1 <= len(styles) <= MAX_STYLES or len(inits) > 1:
-                raise PycassoError(
-                    f"a paint message needs one content image, 1 to {MAX_STYLES} styles and at most one init"
-                )
+            if len(contents) > 1 or len(inits) > 1 or (inits and params.engine != "gatys"):
+                raise PycassoError("a paint message takes at most one content image and one init (gatys only)")
+            try:  # the one rule on which images each engine takes (painting.params)
+                check_inputs(params, content=bool(contents), styles=len(styles))
+            except ValueError as exc:
+                raise InvalidParams(f"invalid params: {exc}") from None
             start = message.get("start_iteration", 0) if inits else 0
             if type(start) is not int or start < 0:
                 raise PycassoError("start_iteration must be a whole number, 0 or more")

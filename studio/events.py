@@ -58,7 +58,8 @@ def ending_event(record: PaintingRecord, last_iteration: int) -> Event:
     """The ending of a finished job; `last_iteration` is the highest it reached (see the module docstring)."""
     event_id = max(record.iteration, last_iteration) + 1
     if record.status == Status.DONE:
-        return Event(event_id, "done", {"job": record.id, "result_image": record.result_image})
+        data = {"job": record.id, "result_image": record.result_image, "iteration": record.iteration}
+        return Event(event_id, "done", data)
     if record.status == Status.FAILED:
         return Event(event_id, "failed", {"job": record.id, "error": record.error})
     return Event(event_id, "cancelled", {"job": record.id})

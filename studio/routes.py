@@ -22,6 +22,7 @@ before anything is stored, each refusal `{"detail": str}` as the routes' `respon
 from __future__ import annotations
 
 import hmac
+import struct
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -31,7 +32,8 @@ from starlette.datastructures import UploadFile
 from httpapi.errors import BadRequest, refusals
 from httpapi.forms import file_part, painting_form, read_form
 from httpapi.images import IMAGE_RESPONSE, image_response
-from painting.params import MAX_STYLES, Params
+from painting.errors import NotFound
+from painting.params import BUILTIN_STYLES, MAX_STYLES, Params
 from studio.state import StudioDep
 
 # One Server-Sent Event of a job's stream (keep-alive comments are not events).
@@ -164,6 +166,31 @@ async def models(studio: StudioDep) -> dict[str, Any]:
     started and looked."""
     found = studio.supervisor.models()
     return {"known": found is not None, "models": found or []}
+
+
+@v1.get("/styles")
+async def builtin_styles(studio: StudioDep) -> dict[str, Any]:
+    """The fast engine's built-in styles (params.builtin_styles): how many, and the strip of their
+    thumbnails (`sheet`, a PNG `tile` wide each, left to right); `known` is false until a worker with
+    the fast engine is ready."""
+    sheet = studio.supervisor.builtin_sheet()
+    if sheet is None:
+        return {"known": False, "count": BUILTIN_STYLES, "tile": None, "sheet": None}
+    width, height = struct.unpack(">II", sheet[16:24])  # the PNG's IHDR
+    return {
+        "known": True,
+        "count": BUILTIN_STYLES,
+        "tile": [width // BUILTIN_STYLES, height],
+        "sheet": "/v1/styles/sheet.png",
+    }
+
+
+@v1.get("/styles/sheet.png", responses={**IMAGE_RESPONSE, **refusals(404)})
+async def builtin_sheet(studio: StudioDep) -> Response:
+    sheet = studio.supervisor.builtin_sheet()
+    if sheet is None:
+        raise NotFound("No worker with the fast engine is ready yet.")
+    return Response(sheet, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @v1.get("/metrics", include_in_schema=False)

@@ -170,6 +170,10 @@ class Supervisor:
             return None
         return str(known[0].get(engine) or f"no worker here has the {engine} engine")
 
+    def builtin_sheet(self) -> bytes | None:
+        """The fast engine's built-in styles as one PNG strip (a worker's, once one is ready with it)."""
+        return next((slot.builtin_sheet for slot in self._slots if slot.builtin_sheet is not None), None)
+
     def models(self) -> list[dict[str, Any]] | None:
         """The generator models the workers serve (every worker reads the same folder), usable or not
         (each with its problem); None until a worker has said."""
@@ -289,6 +293,7 @@ class _Slot:
         self.failure: str | None = None
         self.current: str | None = None
         self.said: dict[str, object] = {}  # its `ready` message: version, backend, device, weights
+        self.builtin_sheet: bytes | None = None  # the fast engine's built-in styles, one PNG strip
         self._inbox: asyncio.Queue = asyncio.Queue()
         self._write_lock = asyncio.Lock()
         self._restarts: collections.deque[float] = collections.deque()
@@ -392,6 +397,8 @@ class _Slot:
             if kind == "msg" and message.type == "ready":
                 log.info("worker %d ready: %s", self.index, message.fields)
                 self.said = dict(message.fields)
+                sheets = message.blobs("builtin")
+                self.builtin_sheet = sheets[0] if sheets else None
                 return
 
     def _job_lost(self, job: str) -> None:

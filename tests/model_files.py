@@ -5,6 +5,7 @@ models_folder(tmp_path / "models")   # tint.onnx (photo -> painting) and dots.on
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +62,15 @@ def models_folder(folder: Path) -> Path:
     onnx_conv(folder / "tint.onnx")
     onnx_latent(folder / "dots.onnx")
     return folder
+
+
+def keras_image(path: Path) -> None:
+    """A small fully convolutional Keras generator (3×3 conv, relu, 1×1 conv, tanh), saved as `.keras` or
+    `.h5` by the suffix. Imports TensorFlow: only tests that paint with Keras models call it."""
+    keras = importlib.import_module("keras")  # untyped: reached through importlib, as pycasso.models does
+
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((None, None, 3))
+    hidden = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    outputs = keras.layers.Conv2D(3, 1, activation="tanh")(hidden)
+    keras.Model(inputs, outputs).save(path)

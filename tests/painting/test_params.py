@@ -3,7 +3,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from painting.params import DEFAULT_STYLE_LAYERS, Params, parse_params
+from painting.params import DEFAULT_STYLE_LAYERS, Params, check_inputs, parse_params
 
 
 def test_defaults_follow_the_classic_keras_example():
@@ -90,6 +90,7 @@ def test_a_painting_is_stored_and_sent_with_the_fields_of_its_engine_only():
         "strength": 0.4,
         "style_blend": None,
         "preserve_colors": False,
+        "builtin_styles": None,
     }
     assert fast.steps == 1  # one pass: a progress bar of one step
     gatys = parse_params({"iterations": 70})
@@ -111,3 +112,18 @@ def test_the_schema_says_which_engines_read_each_field():
     assert properties["strength"]["x-engines"] == ["fast"]
     assert properties["size"]["x-engines"] == ["gatys", "fast", "model"]
     assert properties["model"]["x-engines"] == ["model"]
+    assert properties["builtin_styles"]["x-engines"] == ["fast"]
+
+
+def test_built_in_styles_take_one_weight_each_and_replace_style_images():
+    weights = [0.0] * 26
+    weights[4] = 2.0
+    params = parse_params({"engine": "fast", "builtin_styles": weights})
+    assert not params.takes_styles
+    check_inputs(params, content=True, styles=0)
+    with pytest.raises(ValueError, match="not both"):
+        check_inputs(params, content=True, styles=1)
+    with pytest.raises(ValueError, match="at least 26 items"):
+        parse_params({"engine": "fast", "builtin_styles": [1.0]})
+    with pytest.raises(ValueError, match="at least one above 0"):
+        parse_params({"engine": "fast", "builtin_styles": [0.0] * 26})

@@ -154,6 +154,18 @@ def test_the_fast_engine_paints_in_one_pass(worker, pngs):
     assert seen[-1].get("stats")["iterations"] == 1
 
 
+def test_the_built_in_styles_paint_without_a_style_image_and_ready_shows_them(worker, pngs):
+    (sheet,) = worker.ready.blobs("builtin")
+    strip = Image.open(io.BytesIO(sheet))
+    assert (strip.format, strip.width % 26, strip.width // 26 > strip.height / 2) == ("PNG", 0, True)
+    weights = [0.0] * 26
+    weights[7] = 1.0
+    worker.send(port.paint("j-builtin", {"engine": "fast", "size": 48, "builtin_styles": weights}, pngs[0], []))
+    done = worker.until("done", "error", job="j-builtin")[-1]
+    assert done.type == "done", done.fields
+    assert Image.open(io.BytesIO(done.blobs("result")[0])).size == (64, 48)
+
+
 def test_a_draft_is_shown_at_once_then_refined(worker, pngs):
     params = {"size": 48, "iterations": 3, "init": "draft", "preview_every": 0, "preview_seconds": 0}
     worker.send(port.paint("j-draft", params, pngs[0], [pngs[1]]))

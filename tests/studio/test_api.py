@@ -167,6 +167,7 @@ def test_a_fast_job_is_one_step_and_its_status_names_the_engines(fake_studio):
         "strength": 0.5,
         "style_blend": None,
         "preserve_colors": False,
+        "builtin_styles": None,
     }
     events = read_events(fake_studio.client, job["id"])
     assert [e["event"] for e in events] == ["progress", "done"]
