@@ -47,6 +47,7 @@ from painting.params import (
     Params,
     check_inputs,
     limited_schema,
+    model_kind,
     painting_shape,
     parse_params,
 )
@@ -286,25 +287,17 @@ def _parse(gallery: GalleryState, params: Any) -> Params:
 
 
 async def _model_kind(gallery: GalleryState, params: Params) -> str | None:
-    """The kind ("image" or "latent") of the model a painting asks for, as Studio lists it; ValueError
-    for a model Studio does not serve or cannot use. None while Studio cannot say (away, starting):
-    the painting is taken, and Studio checks it when it arrives."""
+    """The kind of the model a painting asks for, from Studio's list (`painting.params.model_kind`);
+    ValueError for one Studio lacks or cannot use. None while Studio cannot say (away, starting): the
+    painting is taken, and Studio checks it when it arrives."""
     if params.engine != "model":
         return None
     try:
         found = await gallery.studio.models()
     except (StudioUnavailable, StudioRejected):
         return None
-    if not found.get("known"):
-        return None
-    models = [m for m in found.get("models") or [] if isinstance(m, dict)]
-    match = next((m for m in models if m.get("name") == params.model), None)
-    if match is None:
-        usable = ", ".join(sorted(str(m.get("name")) for m in models if m.get("ok"))) or "none"
-        raise ValueError(f"params: model: Studio has no model {params.model!r} (it has: {usable})")
-    if not match.get("ok"):
-        raise ValueError(f"params: model: {params.model} cannot be used: {match.get('problem')}")
-    return str(match.get("kind"))
+    models = [m for m in found.get("models") or [] if isinstance(m, dict)] if found.get("known") else None
+    return model_kind(params, models)
 
 
 def _visible(gallery: GalleryState, visitor: Visitor, painting_id: str) -> PaintingRecord:

@@ -328,6 +328,21 @@ def check_inputs(params: Params, *, content: bool, styles: int, model_kind: str 
         raise ValueError(f"params: style_blend: {exc}") from None
 
 
+def model_kind(params: Params, models: list[dict[str, Any]] | None) -> str | None:
+    """The kind ("image" or "latent") of the generator model `params` asks for, from a Studio's model
+    list (`ModelInfo.to_json()` each); None for another engine, or when the list is not known (None).
+    Raises ValueError naming `model` for a model the list lacks or marks unusable."""
+    if params.engine != "model" or models is None:
+        return None
+    found = next((m for m in models if m.get("name") == params.model), None)
+    if found is None:
+        usable = ", ".join(sorted(str(m.get("name")) for m in models if m.get("ok"))) or "none"
+        raise ValueError(f"params: model: Studio has no model {params.model!r} (it has: {usable})")
+    if not found.get("ok"):
+        raise ValueError(f"params: model: {params.model} cannot be used: {found.get('problem')}")
+    return str(found.get("kind"))
+
+
 def limited_schema(*, max_size: int, max_iterations: int) -> dict[str, Any]:
     """Params' JSON schema with a deployment's own caps on size and iterations, so a form built from
     it never offers what that deployment refuses."""
@@ -386,6 +401,7 @@ __all__ = [
     "check_inputs",
     "describe_validation_error",
     "limited_schema",
+    "model_kind",
     "painting_shape",
     "parse_params",
 ]

@@ -241,10 +241,30 @@ class Worker:
         self._paint_gatys(engine, job, params, content, style_images, init, start)
 
     def _paint_fast(self, engines: Engines, job: str, params: Params, content, styles) -> None:
+        def paint() -> tuple[Any, dict[str, Any]]:
+            result = engines.need_fast("engine fast").paint(content, styles, params)
+            return result.image, result.stats()
+
+        self._one_pass(job, paint)
+
+    def _paint_model(self, engines: Engines, job: str, params: Params, content) -> None:
+        def paint() -> tuple[Any, dict[str, Any]]:
+            if engines.models is None:
+                raise EngineNotInstalled("this worker serves no generator models (no models folder is set)")
+            assert params.model is not None, "Params requires `model` for the model engine"
+            started = time.perf_counter()
+            image = cast(Any, engines.models).paint(params.model, content, params.size, params.seed)
+            seconds = round(time.perf_counter() - started, 4)
+            return image, {"iterations": 1, "evaluations": 1, "seconds": seconds, "model": params.model}
+
+        self._one_pass(job, paint)
+
+    def _one_pass(self, job: str, paint: Callable[[], tuple[Any, dict[str, Any]]]) -> None:
+        """Run an engine that paints in one pass (no progress), and send its ending."""
         from pycasso import imaging
 
         try:
-            result = engines.need_fast("engine fast").paint(content, styles, params)
+            image, stats = paint()
         except PycassoError as exc:
             self.send(port.error(job, exc.code, str(exc)))
             return
@@ -252,29 +272,9 @@ class Worker:
             traceback.print_exc(file=sys.stderr)
             self.send(port.error(job, "engine_error", f"{type(exc).__name__}: {exc}"))
             return
-        if self._cancel.is_set():  # one pass is not interrupted; a cancel during it still ends the job so
+        if self._cancel.is_set():  # a pass is not interrupted, but a cancel during it still ends the job so
             self.send(port.cancelled(job))
             return
-        self.send(port.done(job, result.stats(), imaging.encode_png(result.image)))
-
-    def _paint_model(self, engines: Engines, job: str, params: Params, content) -> None:
-        from pycasso import imaging
-
-        started = time.perf_counter()
-        try:
-            if engines.models is None:
-                raise EngineNotInstalled("this worker serves no generator models (no models folder is set)")
-            assert params.model is not None, "Params requires `model` for the model engine"
-            image = cast(Any, engines.models).paint(params.model, content, params.size, params.seed)
-        except PycassoError as exc:
-            self.send(port.error(job, exc.code, str(exc)))
-            return
-        except Exception as exc:  # the model failed on this job; stay up for the next one
-            traceback.print_exc(file=sys.stderr)
-            self.send(port.error(job, "engine_error", f"{type(exc).__name__}: {exc}"))
-            return
-        seconds = round(time.perf_counter() - started, 4)
-        stats = {"iterations": 1, "evaluations": 1, "seconds": seconds, "model": params.model}
         self.send(port.done(job, stats, imaging.encode_png(image)))
 
     def _paint_gatys(self, engines: Engines, job: str, params: Params, content, styles, init, start: int) -> None:

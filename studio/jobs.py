@@ -22,7 +22,7 @@ from painting.catalog import Catalog
 from painting.errors import NotFound
 from painting.fsck import SERVICE_GRACE_S, collect
 from painting.images import ImageStore, upright_size
-from painting.params import MAX_SIZE, MAX_STYLES, Params, check_inputs, painting_shape, parse_params
+from painting.params import MAX_SIZE, MAX_STYLES, check_inputs, model_kind, painting_shape, parse_params
 from painting.progress import json_safe
 from painting.records import PaintingRecord, Status
 from studio.events import JobEvents
@@ -87,7 +87,8 @@ class Jobs:
         if len(styles) > self.max_styles:
             raise BadRequest(f"style: at most {self.max_styles} style images")
         try:
-            check_inputs(params, content=content is not None, styles=len(styles), model_kind=self._model_kind(params))
+            kind = model_kind(params, self.models())
+            check_inputs(params, content=content is not None, styles=len(styles), model_kind=kind)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         upright = upright_size(content) if content is not None else None  # as shown (EXIF orientation applied)
@@ -112,22 +113,6 @@ class Jobs:
             idempotency_key=idempotency_key,
         )
         return record, True
-
-    def _model_kind(self, params: Params) -> str | None:
-        """The kind ("image" or "latent") of the model a job asks for; BadRequest for one this Studio
-        does not serve (or cannot use); None when no worker has listed its models yet."""
-        if params.engine != "model":
-            return None
-        models = self.models()
-        if models is None:
-            return None
-        found = next((m for m in models if m.get("name") == params.model), None)
-        if found is None:
-            usable = ", ".join(sorted(str(m.get("name")) for m in models if m.get("ok"))) or "none"
-            raise BadRequest(f"params: model: this Studio has no model {params.model!r} (it has: {usable})")
-        if not found.get("ok"):
-            raise BadRequest(f"params: model: {params.model} cannot be used: {found.get('problem')}")
-        return str(found.get("kind"))
 
     def describe(self, job_id: str) -> dict[str, Any]:
         """The job as the API shows it; raises NotFound."""
