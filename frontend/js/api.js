@@ -49,10 +49,14 @@ export const api = {
   schema: () => request("/api/params/schema"),
   list: (limit = 100, offset = 0) => request(`/api/paintings?limit=${limit}&offset=${offset}`),
   get: (id) => request(`/api/paintings/${encodeURIComponent(id)}`),
+  /** The generator models Studio serves: {known, models: [{name, kind, ok, problem, ...}], reason?}. */
+  models: () => request("/api/models"),
+  /** A new painting. `content` may be null (a latent model paints from a seed) and `styles` empty
+   * (no model takes styles): the parts left out are not sent at all. */
   create(content, styles, params) {
     const form = new FormData();
-    form.append("content", content, content.name || "content.png");
-    for (const style of styles) form.append("style", style, style.name || "style.png");
+    if (content) form.append("content", content, content.name || "content.png");
+    for (const style of styles || []) form.append("style", style, style.name || "style.png");
     form.append("params", JSON.stringify(params));
     return request("/api/paintings", { method: "POST", body: form });
   },

@@ -1,9 +1,14 @@
 // The "New painting" form: image pickers with thumbnails, and the parameter fields built from
 // the API's JSON schema (essentials first, the rest under "Advanced", each with its description).
+// The engine chosen decides what the form asks for: the exact and fast engines take a photo and
+// style images; a generator model takes a photo (an image model) or nothing but a seed (a latent
+// model, with "how many" to make several at once), and never a style.
 
 import { imageUrl } from "./api.js";
 
 export const ESSENTIALS = ["engine", "size", "iterations", "strength", "style_weight", "preserve_colors", "model"];
+// Fields that are essential for one engine only: a latent model's seed is the picture it paints.
+const ESSENTIAL_FOR = { model: ["seed"] };
 
 const LABELS = {
   tv_weight: "Smoothness (TV weight)",
@@ -11,13 +16,38 @@ const LABELS = {
   preview_seconds: "Preview at least every (s)",
   preserve_colors: "Keep the photo's colours",
   strength: "Style strength",
+  builtin_styles: "Built-in styles (weights)",
 };
+
+const PLACEHOLDERS = {
+  builtin_styles: "one weight per built-in style, e.g. 0, 1, 0, … (empty: my style images)",
+};
+
+// The words for an enum's values, where the value itself does not read well.
+const OPTION_LABELS = {
+  engine: { gatys: "Exact (Gatys) — minutes", fast: "Fast — a second", model: "Generator model" },
+};
+
+// The line under the engine choice, for the engine chosen.
+export const ENGINE_HELP = {
+  gatys: "Optimises the painting step by step, with previews as it goes: the most faithful, and it takes minutes.",
+  fast: "One pass of a style network: a photo and style images in, a painting out in about a second.",
+  model: "A generator network this Studio serves: it repaints a photo or paints from a seed; no style images.",
+};
+
+const KIND_HELP = {
+  image: "Repaints your photo; it takes no style images.",
+  latent: "Paints a new picture from the seed alone: no photo, no style. Each seed gives another picture.",
+};
+
+export const MAX_COUNT = 8; // paintings one "Generate" may start
 
 function labelFor(name, schema) {
   return LABELS[name] || schema.title || name.replace(/_/g, " ");
 }
 
-function kindOf(schema) {
+function kindOf(name, schema) {
+  if (name === "model") return "model"; // a choice among Studio's models, filled from GET /api/models
   if (schema.enum) return "enum";
   if (schema.type === "boolean") return "boolean";
   if (schema.type === "integer" || schema.type === "number") return schema.type;
@@ -28,7 +58,7 @@ function kindOf(schema) {
 
 /** One field: its element, and how to read and write its value. */
 function buildField(name, schema) {
-  const kind = kindOf(schema);
+  const kind = kindOf(name, schema);
   const id = `param-${name}`;
   const wrap = document.createElement("div");
   wrap.className = `field field-${kind}`;
@@ -36,7 +66,11 @@ function buildField(name, schema) {
   let input;
   if (kind === "enum") {
     input = document.createElement("select");
-    for (const option of schema.enum) input.add(new Option(option, option));
+    const words = OPTION_LABELS[name] || {};
+    for (const option of schema.enum) input.add(new Option(words[option] || option, option));
+  } else if (kind === "model") {
+    input = document.createElement("select");
+    input.add(new Option("Loading the models…", ""));
   } else if (kind === "json") {
     input = document.createElement("textarea");
     input.rows = 3;
@@ -50,7 +84,7 @@ function buildField(name, schema) {
       input.step = kind === "integer" ? "1" : "any";
       input.inputMode = kind === "integer" ? "numeric" : "decimal";
     }
-    if (kind === "list") input.placeholder = "e.g. 1, 0.5 (one per style; empty: equal)";
+    if (kind === "list") input.placeholder = PLACEHOLDERS[name] || "e.g. 1, 0.5 (one per style; empty: equal)";
   }
   input.id = id;
   input.name = name;
@@ -71,9 +105,13 @@ function buildField(name, schema) {
   }
 
   const field = {
-    name, schema, kind, input, element: wrap,
+    name, schema, kind, input, help, element: wrap,
+    wanted: null, // kind "model": the model asked for, chosen once the list has it
     set(value) {
-      if (kind === "boolean") input.checked = Boolean(value);
+      if (kind === "model") {
+        field.wanted = value == null ? null : String(value);
+        if ([...input.options].some((o) => o.value === field.wanted && !o.disabled)) input.value = field.wanted;
+      } else if (kind === "boolean") input.checked = Boolean(value);
       else if (kind === "json") input.value = value == null ? "" : JSON.stringify(value, null, 1);
       else if (kind === "list") input.value = Array.isArray(value) ? value.join(", ") : "";
       else input.value = value == null ? "" : String(value);
@@ -81,6 +119,10 @@ function buildField(name, schema) {
     get() {
       const label = labelFor(name, schema);
       if (kind === "boolean") return input.checked;
+      if (kind === "model") {
+        if (!input.value) throw new Error(`${label}: this Studio has no model to paint with.`);
+        return input.value;
+      }
       const text = input.value.trim();
       if (kind === "integer" || kind === "number") {
         if (text === "") return schema.default;
@@ -115,13 +157,19 @@ function buildField(name, schema) {
 }
 
 export class PaintForm {
-  constructor(root, { onSubmit }) {
+  /**
+   * @param {object} options  onSubmit(form); loadModels(): a promise of GET /api/models's answer
+   */
+  constructor(root, { onSubmit, loadModels }) {
     this.root = root;
     this.onSubmit = onSubmit;
+    this.loadModels = loadModels;
     this.fields = new Map();
     this.content = null;
     this.styles = [];
     this.remixOf = null;
+    this.models = null; // the last answer of GET /api/models
+    this.modelsLoading = null;
     this.$ = (id) => root.querySelector(`#${id}`);
     this.wirePickers();
     this.$("remix-stop").addEventListener("click", () => this.stopRemix());
@@ -144,6 +192,8 @@ export class PaintForm {
       (ESSENTIALS.includes(name) ? essentials : advanced).append(field.element);
     }
     this.fields.get("engine")?.input.addEventListener("change", () => this.showEngineFields());
+    this.fields.get("model")?.input.addEventListener("change", () => this.showMode());
+    this.fields.get("builtin_styles")?.input.addEventListener("input", () => this.showMode());
     this.showEngineFields();
   }
 
@@ -160,8 +210,140 @@ export class PaintForm {
 
   /** Show only the fields the chosen engine reads, and say what the choice means. */
   showEngineFields() {
-    for (const field of this.fields.values()) field.element.hidden = !this.applies(field);
-    this.root.dataset.engine = this.engine();
+    const engine = this.engine();
+    const essentials = this.$("essentials");
+    const advanced = this.$("advanced-fields");
+    const extra = ESSENTIAL_FOR[engine] || [];
+    const last = new Map(); // container -> the field placed last in it, in the schema's order
+    for (const field of this.fields.values()) {
+      field.element.hidden = !this.applies(field);
+      if (extra.includes(field.name)) continue; // placed below, after the usual essentials
+      const home = ESSENTIALS.includes(field.name) ? essentials : advanced;
+      // Move only what changes place (moving a node takes the focus from it), keeping the schema's order.
+      if (field.element.parentElement !== home) {
+        if (last.has(home)) last.get(home).after(field.element);
+        else home.prepend(field.element);
+      }
+      last.set(home, field.element);
+    }
+    for (const name of extra) {
+      const element = this.fields.get(name)?.element;
+      if (element && element.parentElement !== essentials) essentials.append(element);
+    }
+    this.$("advanced").hidden = ![...advanced.children].some((element) => !element.hidden);
+    this.root.dataset.engine = engine;
+    const help = this.fields.get("engine")?.help;
+    if (help) help.textContent = ENGINE_HELP[engine] || "";
+    if (engine === "model" && !(this.models && this.models.known)) this.refreshModels();
+    this.showMode();
+  }
+
+  /** Ask Gallery for Studio's models again (one request at a time) and fill the model choice. */
+  refreshModels() {
+    if (!this.loadModels || this.modelsLoading) return this.modelsLoading;
+    this.modelsLoading = this.loadModels()
+      .then((answer) => this.setModels(answer))
+      .catch((error) => this.setModels({ known: false, models: [], reason: error.message }))
+      .finally(() => { this.modelsLoading = null; });
+    return this.modelsLoading;
+  }
+
+  /** Fill the model choice from GET /api/models: usable models first, refused ones listed but disabled. */
+  setModels(answer) {
+    this.models = answer;
+    const field = this.fields.get("model");
+    if (!field) return;
+    const select = field.input;
+    const models = (answer && answer.models) || [];
+    const usable = models.filter((m) => m.ok);
+    select.replaceChildren();
+    if (!usable.length) select.add(new Option("No models on this Studio", ""));
+    for (const model of usable) {
+      const option = new Option(`${model.name} — ${model.kind === "latent" ? "paints from a seed" : "repaints a photo"}`, model.name);
+      option.dataset.kind = model.kind;
+      select.add(option);
+    }
+    for (const model of models.filter((m) => !m.ok)) {
+      const option = new Option(`${model.name} — cannot be used`, model.name);
+      option.disabled = true;
+      option.title = model.problem || "This model cannot be used.";
+      select.add(option);
+    }
+    const wanted = usable.find((m) => m.name === field.wanted);
+    select.value = wanted ? wanted.name : usable.length ? usable[0].name : "";
+    this.showMode();
+  }
+
+  /** The chosen model as Studio lists it, or null (another engine, none chosen, the list not known). */
+  model() {
+    if (this.engine() !== "model" || !this.models) return null;
+    const name = this.fields.get("model")?.input.value;
+    return (this.models.models || []).find((m) => m.name === name && m.ok) || null;
+  }
+
+  /** What the chosen engine paints from: {photo: "need" | "may" | "no", styles, latent: bool}. A model of
+   * an unknown kind (Studio cannot list its models now) may take a photo: Studio decides. */
+  needs() {
+    if (this.engine() !== "model") return { photo: "need", styles: !this.usesBuiltinStyles(), latent: false };
+    const kind = this.model()?.kind;
+    const none = !kind && this.models && this.models.known; // Studio has no usable model: nothing to pick
+    return { photo: kind === "image" ? "need" : kind === "latent" || none ? "no" : "may", styles: false, latent: kind === "latent" };
+  }
+
+  /** Whether the fast engine paints with its built-in styles (their weights given) instead of style images. */
+  usesBuiltinStyles() {
+    const field = this.fields.get("builtin_styles");
+    return Boolean(field && this.applies(field) && field.input.value.trim());
+  }
+
+  /** The images to send with the chosen engine: the photo and styles it takes, nothing else. */
+  inputs() {
+    const needs = this.needs();
+    return { content: needs.photo === "no" ? null : this.content, styles: needs.styles ? [...this.styles] : [] };
+  }
+
+  /** Whether one submit starts several paintings (a latent model: one per seed). */
+  makesMany() {
+    return !this.remixOf && this.needs().latent;
+  }
+
+  /** How many paintings to start: 1, or the "how many" box for a latent model (1 to MAX_COUNT). */
+  count() {
+    if (!this.makesMany()) return 1;
+    const text = this.$("count-input").value.trim();
+    const n = text === "" ? 1 : Number(text);
+    if (!Number.isInteger(n) || n < 1 || n > MAX_COUNT) throw new Error(`How many: enter a whole number from 1 to ${MAX_COUNT}.`);
+    return n;
+  }
+
+  /** Show the pickers, the model's help, "how many" and the button's word for what the engine takes. */
+  showMode() {
+    const needs = this.needs();
+    const model = this.model();
+    const modelField = this.fields.get("model");
+    if (modelField && this.engine() === "model") {
+      const models = this.models;
+      modelField.help.textContent = !models ? "Asking Studio for its models…"
+        : !models.known ? `Studio cannot list its models now${models.reason ? `: ${models.reason}` : ""}.`
+        : model ? model.description || KIND_HELP[model.kind] || ""
+        : "An operator adds models by putting their files in Studio's models folder (STUDIO_MODELS_DIR).";
+    }
+    this.$("content-drop").hidden = needs.photo === "no";
+    this.$("style-drop").hidden = !needs.styles;
+    const pickers = this.$("pickers");
+    pickers.classList.toggle("single", needs.photo === "no" || !needs.styles);
+    pickers.hidden = Boolean(this.remixOf) || (needs.photo === "no" && !needs.styles);
+    this.$("content-drop").querySelector(".drop-hint").textContent = needs.photo === "may"
+      ? "A photo, if the model repaints one: drop it here or click to choose"
+      : "Drop a photo here or click to choose";
+    this.$("count-field").hidden = !this.makesMany();
+    const button = this.$("paint-button");
+    if (!button.classList.contains("working")) button.textContent = this.buttonText();
+  }
+
+  buttonText() {
+    if (this.remixOf) return "Paint remix";
+    return this.makesMany() ? "Generate" : "Paint";
   }
 
   /** The values of the fields that apply to the chosen engine; throws an Error with a readable message for a bad one. */
@@ -246,7 +428,11 @@ export class PaintForm {
     this.remixOf = painting;
     this.setParams(painting.params || {});
     this.$("remix-name").textContent = title;
-    const images = [painting.content_image, ...painting.styles.map((s) => s.image_id)];
+    const hasPhoto = painting.content_image != null;
+    const hasStyles = painting.styles.length > 0;
+    this.$("remix-reused").textContent = hasPhoto && hasStyles ? "its photo and styles are reused"
+      : hasPhoto ? "its photo is reused" : "it was painted from a seed";
+    const images = [painting.content_image, ...painting.styles.map((s) => s.image_id)].filter((id) => id != null);
     this.$("remix-thumbs").replaceChildren(...images.map((id) => {
       const img = document.createElement("img");
       img.src = imageUrl(id);
@@ -255,21 +441,21 @@ export class PaintForm {
       return img;
     }));
     this.$("remix-banner").hidden = false;
-    this.$("pickers").hidden = true;
-    this.$("paint-button").textContent = "Paint remix";
+    this.showMode();
     this.root.scrollIntoView({ behavior: "smooth", block: "start" });
   }
 
   stopRemix() {
     this.remixOf = null;
     this.$("remix-banner").hidden = true;
-    this.$("pickers").hidden = false;
-    this.$("paint-button").textContent = "Paint";
+    this.showMode();
   }
 
-  busy(on) {
+  /** Disable the button while requests are under way; `text` (e.g. "Generating 2 of 3…") says what. */
+  busy(on, text = null) {
     const button = this.$("paint-button");
     button.disabled = on;
     button.classList.toggle("working", on);
+    button.textContent = on && text ? text : this.buttonText();
   }
 }

@@ -1,7 +1,7 @@
 // The gallery: one card per painting, newest first, each with its thumbnail, status and progress.
 
 import { LatestImage } from "./image-loader.js";
-import { FINISHED, STATUS_TEXT, fraction, title, when } from "./format.js";
+import { FINISHED, STATUS_TEXT, fraction, madeWith, oneStep, title, when } from "./format.js";
 
 export class GalleryView {
   constructor(list, { onOpen, count, empty }) {
@@ -41,8 +41,11 @@ export class GalleryView {
     const n = painting.iterations || painting.params.iterations;
     parts.meta.textContent = painting.status === "failed" ? (painting.error || "Failed")
       : painting.status === "waiting_for_studio" ? "Waiting for the painting server…"
-      : painting.status === "done" ? `${n} iterations · ${when(painting.created_at)}`
+      : painting.status === "done" ? `${madeWith(painting)} · ${when(painting.created_at)}`
+      : oneStep(painting) ? `${madeWith(painting)} · ${painting.status === "queued" ? "waiting for its turn" : "painting…"}`
       : `Iteration ${painting.iteration || 0} / ${n}`;
+    parts.meta.title = parts.meta.textContent;
+    // A latent model's painting has no photo: until its result comes, the frame stays empty.
     card.image.show(painting.result_image || painting.preview_image || painting.content_image);
   }
 

@@ -49,28 +49,68 @@ const viewer = new PaintingView($("viewer"), {
   },
 });
 
+const SEEDS = 2 ** 32; // seeds run 0 .. 2**32 - 1 (the schema's range); seed + i wraps round
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+/**
+ * `create()`, retried while Gallery answers 429 and some of `started` (this batch's paintings) are
+ * unfinished: a browser may have only a few paintings under way, so a batch of eight waits for room.
+ */
+async function createWhenThereIsRoom(create, started) {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      return await create();
+    } catch (error) {
+      const waiting = started.some((id) => paintings.has(id) && !FINISHED.has(paintings.get(id).status));
+      if (error.status !== 429 || !waiting || Date.now() > deadline) throw error;
+      await sleep(300);
+    }
+  }
+}
+
 const form = new PaintForm($("paint-form"), {
+  loadModels: api.models,
   async onSubmit(f) {
     clearError();
     let params;
+    let count;
     try {
       params = f.params();
+      count = f.count();
     } catch (error) {
       showError(error.message);
       return;
     }
+    const { content, styles } = f.inputs();
     if (!f.remixOf) {
-      if (!f.content) return showError("Choose a photo to paint.");
-      if (!f.styles.length) return showError("Choose at least one style image.");
+      const needs = f.needs();
+      if (needs.photo === "need" && !content) return showError("Choose a photo to paint.");
+      if (needs.styles && !styles.length) return showError("Choose at least one style image.");
     }
     f.busy(true);
+    const started = [];
     try {
-      const painting = f.remixOf ? await api.remix(f.remixOf.id, params) : await api.create(f.content, f.styles, params);
-      merge(painting);
-      if (f.remixOf) f.stopRemix();
-      location.hash = `#painting/${painting.id}`;
+      if (f.remixOf) {
+        const painting = await api.remix(f.remixOf.id, params);
+        merge(painting);
+        f.stopRemix();
+        location.hash = `#painting/${painting.id}`;
+        return;
+      }
+      // Several pictures of a latent model: one painting per seed, seed, seed + 1, ...
+      for (let i = 0; i < count; i += 1) {
+        if (count > 1) f.busy(true, `Generating ${i + 1} of ${count}…`);
+        const asked = i === 0 ? params : { ...params, seed: ((params.seed || 0) + i) % SEEDS };
+        const painting = await createWhenThereIsRoom(() => api.create(content, styles, asked), started);
+        merge(painting);
+        started.push(painting.id);
+        if (i === 0) location.hash = `#painting/${painting.id}`;
+      }
     } catch (error) {
-      showError(`Could not start the painting: ${error.message}`);
+      showError(started.length
+        ? `Started ${started.length} of ${count}; could not start the rest: ${error.message}`
+        : `Could not start the painting: ${error.message}`);
     } finally {
       f.busy(false);
     }
@@ -82,11 +122,24 @@ function merge(summary) {
   const known = paintings.get(summary.id);
   let next = { ...(known || {}), ...summary };
   if (known && FINISHED.has(known.status) && !FINISHED.has(summary.status)) next = { ...summary, ...known };
-  if (known && !FINISHED.has(next.status)) next.iteration = Math.max(known.iteration || 0, summary.iteration || 0);
+  if (known && !FINISHED.has(next.status)) {
+    next.iteration = Math.max(known.iteration || 0, summary.iteration || 0);
+    // A snapshot taken before the latest preview (the draft comes at once) must not take it back.
+    if (!summary.preview_image && known.preview_image) next.preview_image = known.preview_image;
+  }
   paintings.set(summary.id, next);
   gallery.upsert(next);
   viewer.update(next);
   return next;
+}
+
+/** Take the painting's snapshot again (an event carries only what changed); quiet when it fails. */
+async function refresh(id) {
+  try {
+    merge(await api.get(id));
+  } catch {
+    // the next snapshot (reconnect, reopen) brings it
+  }
 }
 
 function forget(id) {
@@ -109,11 +162,14 @@ function onEvent(event) {
       const update = { id: event.id, iteration: event.iteration, status: FINISHED.has(known.status) ? known.status : "running", error: null };
       if (event.iterations) update.iterations = event.iterations;
       if (event.preview_image) update.preview_image = event.preview_image;
+      // Iteration 0 with a preview: the fast engine's draft, shown at once while Gatys refines it.
+      if (event.preview_image && event.iteration === 0) update.draft_preview = event.preview_image;
       merge(update);
       break;
     }
     case "painting.done":
       if (known) merge({ id: event.id, status: "done", result_image: event.result_image, iteration: known.iterations || known.iteration });
+      if (known && viewer.id === event.id) refresh(event.id); // its end time: "Fast engine · 0.4 s"
       break;
     case "painting.failed":
       if (known) merge({ id: event.id, status: "failed", error: event.error });
@@ -157,8 +213,7 @@ async function route() {
   const id = match[1];
   try {
     const painting = await api.get(id);
-    viewer.open(painting);
-    merge(painting);
+    viewer.open({ ...painting, ...merge(painting) }); // with what events brought while it loaded
     gallery.select(id);
   } catch (error) {
     if (error.status === 404) {
@@ -190,6 +245,7 @@ const socket = new EventSocket({
 async function start() {
   try {
     form.build(await api.schema());
+    form.refreshModels(); // in the background: the model choice is ready when someone picks it
   } catch (error) {
     showError(`Could not load the painting settings: ${error.message}`);
   }

@@ -1,11 +1,15 @@
 // One painting: the live image, iteration x / n with elapsed time and ETA, the loss curve, the
 // parameters used, and its actions. Loss points are keyed by iteration, so a snapshot reloaded
 // after a reconnect merges with what the WebSocket already delivered without duplicates.
+// A painting of one step (fast engine, generator model) has no iterations and no loss: it says how
+// it was made instead ("Fast engine · 0.4 s"), and a latent model's painting has no photo.
 
 import { imageUrl } from "./api.js";
 import { LatestImage } from "./image-loader.js";
 import { drawLossChart } from "./loss-chart.js";
-import { FINISHED, STATUS_TEXT, duration, fraction, title } from "./format.js";
+import { FINISHED, STATUS_TEXT, duration, fraction, madeWith, oneStep, seconds, title, tookSeconds } from "./format.js";
+
+export const DRAFT_TEXT = "Draft (fast engine) — refining…";
 
 export class PaintingView {
   constructor(root, actions) {
@@ -70,7 +74,12 @@ export class PaintingView {
       dd.textContent = value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
       params.append(dt, dd);
     }
-    const inputs = [[p.content_image, "Photo"], ...p.styles.map((s, i) => [s.image_id, `Style ${i + 1} (weight ${s.weight})`])];
+    const inputs = [
+      ...(p.content_image != null ? [[p.content_image, "Photo"]] : []),
+      ...p.styles.map((s, i) => [s.image_id, `Style ${i + 1} (weight ${s.weight})`]),
+    ];
+    this.$("viewer-inputs-block").hidden = !inputs.length; // a latent model paints from a seed alone
+    this.$("viewer-inputs-title").textContent = p.styles.length ? "Photo and styles" : "Photo";
     this.$("viewer-inputs").replaceChildren(...inputs.map(([id, label]) => {
       const figure = document.createElement("figure");
       figure.className = "input-thumb";
@@ -99,9 +108,18 @@ export class PaintingView {
     const percent = Math.round(fraction({ ...p, iteration }) * 100);
     this.$("viewer-progress-fill").style.width = `${percent}%`;
     this.$("viewer-progress").setAttribute("aria-valuenow", String(percent));
-    this.$("viewer-iteration").textContent = `Iteration ${iteration} / ${n}`;
+    const single = oneStep(p);
+    const label = this.$("viewer-iteration");
+    if (single) {
+      const took = p.status === "done" ? tookSeconds(p) : null;
+      label.textContent = took != null ? `${madeWith(p)} · ${seconds(took)}` : madeWith(p);
+      label.title = took != null ? "From the request to the result, waiting for its turn included" : "";
+    } else {
+      label.textContent = `Iteration ${iteration} / ${n}`;
+      label.title = "";
+    }
     const elapsed = last ? last.elapsed_s : null;
-    this.$("viewer-elapsed").textContent = elapsed != null ? `Elapsed ${duration(elapsed)}` : "";
+    this.$("viewer-elapsed").textContent = elapsed != null && !single ? `Elapsed ${duration(elapsed)}` : "";
     let eta = "";
     if (p.status === "running" && last && last.iteration > 0 && elapsed != null) {
       eta = `About ${duration((elapsed / last.iteration) * Math.max(0, n - last.iteration))} left`;
@@ -116,7 +134,10 @@ export class PaintingView {
     error.hidden = p.status !== "failed";
     error.textContent = p.status === "failed" ? `This painting failed: ${p.error || "unknown error"}` : "";
 
-    this.image.show(p.result_image || p.preview_image || p.content_image);
+    const shown = p.result_image || p.preview_image || p.content_image;
+    this.image.show(shown);
+    this.$("live-label").textContent = this.liveLabel(p, iteration, shown);
+    this.$("live-label").hidden = !this.$("live-label").textContent;
     const download = this.$("download-link");
     download.hidden = !p.result_image;
     if (p.result_image) {
@@ -131,8 +152,23 @@ export class PaintingView {
     this.drawChart(points);
   }
 
+  /** The words over the image: the draft being refined, or what is coming while there is nothing to show. */
+  liveLabel(p, iteration, shown) {
+    if (p.status === "failed" || p.status === "cancelled" || p.result_image) return "";
+    const draft = p.params.init === "draft" && p.preview_image
+      && (p.preview_image === p.draft_preview || (p.draft_preview === undefined && iteration === 0));
+    if (draft) return DRAFT_TEXT;
+    // Queued or waiting for Studio: the line beside the image says so already.
+    return !shown && p.status === "running" ? "Painting…" : "";
+  }
+
   drawChart(points = [...this.points.values()].sort((a, b) => a.iteration - b.iteration)) {
     const p = this.painting;
-    drawLossChart(this.$("loss-chart"), points, p.iterations || p.params.iterations);
+    const canvas = this.$("loss-chart");
+    const n = p.iterations || p.params.iterations;
+    // A one-step painting has no loss curve: no empty chart for it.
+    const losses = points.some((point) => point.loss && Number.isFinite(point.loss.total));
+    canvas.hidden = !losses && (n <= 1 || oneStep(p));
+    if (!canvas.hidden) drawLossChart(canvas, points, n);
   }
 }

@@ -26,6 +26,8 @@ import uvicorn
 from gallery.app import create_app
 from gallery.settings import GallerySettings
 
+import studio_process
+from model_files import keras_image, models_folder
 from support import free_port, png, terminate, wait_for
 
 TOKEN = "gallery-test-token-0123456789"
@@ -166,6 +168,25 @@ def real_studio(tmp_path_factory) -> Iterator[StudioProcess]:
         yield studio
     finally:
         studio.stop()
+
+
+@pytest.fixture(scope="session")
+def models_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[studio_process.StudioProcess]:
+    """A real Studio whose worker serves generator models: `tint` (ONNX) and `sketch`, `sketch-h5`
+    (Keras) repaint a photo, `dots` paints from a seed, and `broken.onnx` is refused."""
+    root = tmp_path_factory.mktemp("models-studio")
+    folder = models_folder(root / "models")
+    (folder / "broken.onnx").write_bytes(b"not a model")
+    keras_image(folder / "sketch.keras")
+    keras_image(folder / "sketch-h5.h5")
+    running = studio_process.StudioProcess(
+        root / "studio", [sys.executable, "-m", "pycasso"], STUDIO_MODELS_DIR=str(folder)
+    )
+    try:
+        running.wait_ready(180)
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture

@@ -5,34 +5,19 @@ from __future__ import annotations
 
 import io
 import json
-import sys
-from collections.abc import Iterator
 
 import pytest
 from PIL import Image
 
 import studio_process
-from model_files import keras_image, models_folder
 from support import png
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[studio_process.StudioProcess]:
-    root = tmp_path_factory.mktemp("engines")
-    folder = models_folder(root / "models")
-    (folder / "broken.onnx").write_bytes(b"not a model")
-    keras_image(folder / "sketch.keras")
-    keras_image(folder / "sketch-h5.h5")
-    running = studio_process.StudioProcess(
-        root / "studio", [sys.executable, "-m", "pycasso"], STUDIO_MODELS_DIR=str(folder)
-    )
-    try:
-        running.wait_ready(180)
-        yield running
-    finally:
-        running.stop()
+def studio(models_studio: studio_process.StudioProcess) -> studio_process.StudioProcess:
+    return models_studio
 
 
 @pytest.fixture
