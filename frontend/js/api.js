@@ -51,6 +51,8 @@ export const api = {
   get: (id) => request(`/api/paintings/${encodeURIComponent(id)}`),
   /** The generator models Studio serves: {known, models: [{name, kind, ok, problem, ...}], reason?}. */
   models: () => request("/api/models"),
+  /** The fast engine's ready-made styles: {known, count, tile: [w, h], sheet: a PNG strip's URL | null, reason?}. */
+  styles: () => request("/api/styles"),
   /** A new painting. `content` may be null (a latent model paints from a seed) and `styles` empty
    * (no model takes styles): the parts left out are not sent at all. */
   create(content, styles, params) {

@@ -2,7 +2,8 @@
 // the API's JSON schema (essentials first, the rest under "Advanced", each with its description).
 // The engine chosen decides what the form asks for: the exact and fast engines take a photo and
 // style images; a generator model takes a photo (an image model) or nothing but a seed (a latent
-// model, with "how many" to make several at once), and never a style.
+// model, with "how many" to make several at once), and never a style. The fast engine also has
+// ready-made styles, picked from their thumbnails (the `builtin_styles` field, shown as that picker).
 
 import { imageUrl } from "./api.js";
 
@@ -19,9 +20,8 @@ const LABELS = {
   builtin_styles: "Built-in styles (weights)",
 };
 
-const PLACEHOLDERS = {
-  builtin_styles: "one weight per built-in style, e.g. 0, 1, 0, … (empty: my style images)",
-};
+// Fields another control of the form shows and sets, never shown as fields themselves.
+const SHOWN_ELSEWHERE = new Set(["builtin_styles"]);
 
 // The words for an enum's values, where the value itself does not read well.
 const OPTION_LABELS = {
@@ -31,7 +31,7 @@ const OPTION_LABELS = {
 // The line under the engine choice, for the engine chosen.
 export const ENGINE_HELP = {
   gatys: "Optimises the painting step by step, with previews as it goes: the most faithful, and it takes minutes.",
-  fast: "One pass of a style network: a photo and style images in, a painting out in about a second.",
+  fast: "One pass of a style network: a photo and style images (or its ready-made styles) in, a painting out in about a second.",
   model: "A generator network this Studio serves: it repaints a photo or paints from a seed; no style images.",
 };
 
@@ -84,7 +84,7 @@ function buildField(name, schema) {
       input.step = kind === "integer" ? "1" : "any";
       input.inputMode = kind === "integer" ? "numeric" : "decimal";
     }
-    if (kind === "list") input.placeholder = PLACEHOLDERS[name] || "e.g. 1, 0.5 (one per style; empty: equal)";
+    if (kind === "list") input.placeholder = "e.g. 1, 0.5 (one per style; empty: equal)";
   }
   input.id = id;
   input.name = name;
@@ -158,12 +158,16 @@ function buildField(name, schema) {
 
 export class PaintForm {
   /**
-   * @param {object} options  onSubmit(form); loadModels(): a promise of GET /api/models's answer
+   * @param {object} options  onSubmit(form); loadModels(), loadStyles(): promises of GET /api/models's
+   *   and GET /api/styles's answers
    */
-  constructor(root, { onSubmit, loadModels }) {
+  constructor(root, { onSubmit, loadModels, loadStyles }) {
     this.root = root;
     this.onSubmit = onSubmit;
     this.loadModels = loadModels;
+    this.loadStyles = loadStyles;
+    this.builtins = null; // the last answer of GET /api/styles, once its strip of thumbnails has loaded
+    this.builtinsLoading = null;
     this.fields = new Map();
     this.content = null;
     this.styles = [];
@@ -174,6 +178,8 @@ export class PaintForm {
     this.wirePickers();
     this.$("remix-stop").addEventListener("click", () => this.stopRemix());
     this.$("reset-button").addEventListener("click", () => this.setParams({}));
+    this.$("builtin-retry").addEventListener("click", () => this.refreshBuiltins());
+    this.$("builtin-clear").addEventListener("click", () => this.setBuiltinWeights(null));
     root.addEventListener("submit", (event) => {
       event.preventDefault();
       this.onSubmit(this);
@@ -193,7 +199,6 @@ export class PaintForm {
     }
     this.fields.get("engine")?.input.addEventListener("change", () => this.showEngineFields());
     this.fields.get("model")?.input.addEventListener("change", () => this.showMode());
-    this.fields.get("builtin_styles")?.input.addEventListener("input", () => this.showMode());
     this.showEngineFields();
   }
 
@@ -216,7 +221,7 @@ export class PaintForm {
     const extra = ESSENTIAL_FOR[engine] || [];
     const last = new Map(); // container -> the field placed last in it, in the schema's order
     for (const field of this.fields.values()) {
-      field.element.hidden = !this.applies(field);
+      field.element.hidden = !this.applies(field) || SHOWN_ELSEWHERE.has(field.name);
       if (extra.includes(field.name)) continue; // placed below, after the usual essentials
       const home = ESSENTIALS.includes(field.name) ? essentials : advanced;
       // Move only what changes place (moving a node takes the focus from it), keeping the schema's order.
@@ -235,6 +240,7 @@ export class PaintForm {
     const help = this.fields.get("engine")?.help;
     if (help) help.textContent = ENGINE_HELP[engine] || "";
     if (engine === "model" && !(this.models && this.models.known)) this.refreshModels();
+    if (engine === "fast" && !(this.builtins && this.builtins.known)) this.refreshBuiltins();
     this.showMode();
   }
 
@@ -272,6 +278,115 @@ export class PaintForm {
     const wanted = usable.find((m) => m.name === field.wanted);
     select.value = wanted ? wanted.name : usable.length ? usable[0].name : "";
     this.showMode();
+  }
+
+  /** Ask Gallery for the fast engine's ready-made styles again (one request at a time); known only once
+   * their strip of thumbnails has loaded too. */
+  refreshBuiltins() {
+    if (!this.loadStyles || this.builtinsLoading) return this.builtinsLoading;
+    this.builtins = null; // "Loading…" meanwhile
+    this.showBuiltins();
+    this.builtinsLoading = this.loadStyles()
+      .then((answer) => (answer.known && answer.sheet ? loadImage(answer.sheet).then(() => answer) : answer))
+      .catch((error) => ({ known: false, reason: error.message }))
+      .then((answer) => {
+        this.builtins = answer;
+        this.renderBuiltins();
+        this.showMode();
+      })
+      .finally(() => { this.builtinsLoading = null; });
+    return this.builtinsLoading;
+  }
+
+  /** How many ready-made styles there are: Gallery's word, else the schema's (the weights it takes). */
+  builtinCount() {
+    if (this.builtins && this.builtins.count) return this.builtins.count;
+    const list = (this.fields.get("builtin_styles")?.schema.anyOf || []).find((s) => s.type === "array");
+    return (list && list.minItems) || 26;
+  }
+
+  /** The ready-made styles' weights in the field (one per style), or null: none chosen, or not readable. */
+  builtinWeights() {
+    const field = this.fields.get("builtin_styles");
+    let weights = null;
+    try {
+      weights = field ? field.get() : null;
+    } catch {
+      return null;
+    }
+    if (!Array.isArray(weights)) return null;
+    return Array.from({ length: this.builtinCount() }, (_, i) => (weights[i] > 0 ? weights[i] : 0));
+  }
+
+  /** Choose the ready-made styles by their weights (null: none, paint with style images). */
+  setBuiltinWeights(weights) {
+    this.fields.get("builtin_styles")?.set(weights && weights.some((w) => w > 0) ? weights : null);
+    this.showMode();
+  }
+
+  /** Choose or drop one ready-made style: chosen ones weigh 1 (several: an equal blend), the others 0. */
+  toggleBuiltin(index) {
+    const weights = this.builtinWeights() || new Array(this.builtinCount()).fill(0);
+    weights[index] = weights[index] > 0 ? 0 : 1;
+    this.setBuiltinWeights(weights);
+  }
+
+  /** Whether the ready-made styles are offered: the fast engine, for a new painting or the remix of one
+   * made with them (a remix paints the original's images, so one made from style images keeps them). */
+  builtinsOffered() {
+    if (this.engine() !== "fast" || !this.fields.has("builtin_styles")) return false;
+    const remix = this.remixOf;
+    return !remix || (remix.content_image != null && !remix.styles.length);
+  }
+
+  /** One button per ready-made style, each showing its part of the strip of thumbnails. */
+  renderBuiltins() {
+    const grid = this.$("builtin-grid");
+    const answer = this.builtins;
+    if (!answer || !answer.known || !answer.sheet) {
+      grid.replaceChildren();
+      return;
+    }
+    const count = this.builtinCount();
+    const [width, height] = answer.tile || [4, 3];
+    grid.style.setProperty("--tile-ratio", `${width} / ${height}`);
+    grid.replaceChildren(...Array.from({ length: count }, (_, i) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "builtin-tile";
+      button.dataset.index = String(i);
+      button.setAttribute("aria-label", `Built-in style ${i + 1}`);
+      button.setAttribute("aria-pressed", "false");
+      button.style.backgroundImage = `url("${answer.sheet}")`;
+      // The strip is `count` tiles wide: scaled to count × the button, tile i sits at i / (count - 1) of the way.
+      button.style.backgroundSize = `${count * 100}% 100%`;
+      button.style.backgroundPosition = `${count > 1 ? (i / (count - 1)) * 100 : 0}% 0`;
+      button.addEventListener("click", () => this.toggleBuiltin(i));
+      return button;
+    }));
+  }
+
+  /** The ready-made styles section: shown for the fast engine, with the chosen ones pressed, and what is chosen. */
+  showBuiltins() {
+    this.$("builtin-styles").hidden = !this.builtinsOffered();
+    this.$("builtin-hint").textContent = this.remixOf ? "Its photo was painted with these: pick the ones to remix it with"
+      : "Or pick one or more of the fast engine's own styles instead of style images";
+    const weights = this.builtinWeights();
+    const chosen = weights ? weights.filter((w) => w > 0).length : 0;
+    for (const button of this.$("builtin-grid").children) {
+      const weight = weights ? weights[Number(button.dataset.index)] : 0;
+      button.setAttribute("aria-pressed", String(weight > 0));
+      button.title = `${button.getAttribute("aria-label")}${weight > 0 && weight !== 1 ? ` (weight ${weight})` : ""}`;
+    }
+    const answer = this.builtins;
+    const status = !answer ? "Loading the ready-made styles…"
+      : !answer.known || !answer.sheet ? `The ready-made styles are not available now${answer.reason ? `: ${answer.reason}` : ""}.`
+      : "";
+    const equal = weights && new Set(weights.filter((w) => w > 0)).size === 1; // a remix may bring other weights
+    const picked = !chosen ? "" : chosen === 1 ? "1 chosen." : `${chosen} chosen: ${equal ? "an equal blend" : "a blend"}.`;
+    this.$("builtin-status-text").textContent = [status, picked].filter(Boolean).join(" ");
+    this.$("builtin-retry").hidden = !answer || (answer.known && Boolean(answer.sheet));
+    this.$("builtin-clear").hidden = !chosen || Boolean(this.remixOf); // a remix of ready-made styles has no style images
   }
 
   /** The chosen model as Studio lists it, or null (another engine, none chosen, the list not known). */
@@ -337,6 +452,7 @@ export class PaintForm {
       ? "A photo, if the model repaints one: drop it here or click to choose"
       : "Drop a photo here or click to choose";
     this.$("count-field").hidden = !this.makesMany();
+    this.showBuiltins();
     const button = this.$("paint-button");
     if (!button.classList.contains("working")) button.textContent = this.buttonText();
   }
@@ -458,4 +574,14 @@ export class PaintForm {
     button.classList.toggle("working", on);
     button.textContent = on && text ? text : this.buttonText();
   }
+}
+
+/** A promise that the image at `url` has loaded (and is cached for the buttons that show it). */
+function loadImage(url) {
+  return new Promise((resolve, reject) => {
+    const image = new Image();
+    image.onload = () => resolve(image);
+    image.onerror = () => reject(new Error("the thumbnails did not load"));
+    image.src = url;
+  });
 }

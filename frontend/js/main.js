@@ -71,6 +71,7 @@ async function createWhenThereIsRoom(create, started) {
 
 const form = new PaintForm($("paint-form"), {
   loadModels: api.models,
+  loadStyles: api.styles,
   async onSubmit(f) {
     clearError();
     let params;
@@ -83,10 +84,15 @@ const form = new PaintForm($("paint-form"), {
       return;
     }
     const { content, styles } = f.inputs();
+    if (f.remixOf && f.builtinsOffered() && !f.usesBuiltinStyles()) {
+      return showError("This painting was made with ready-made styles: pick at least one to remix it.");
+    }
     if (!f.remixOf) {
       const needs = f.needs();
       if (needs.photo === "need" && !content) return showError("Choose a photo to paint.");
-      if (needs.styles && !styles.length) return showError("Choose at least one style image.");
+      if (needs.styles && !styles.length) {
+        return showError(f.engine() === "fast" ? "Choose at least one style image or ready-made style." : "Choose at least one style image.");
+      }
     }
     f.busy(true);
     const started = [];

@@ -1,7 +1,8 @@
 """The engine choice in a real browser: Debian's Chromium driven by Playwright, against a real Gallery and
 a real Studio with the real worker and two tiny generator models (`tint` repaints a photo, `dots` paints
-from a seed). The fast engine paints, a latent model generates several pictures at once, an image model
-repaints a photo, and the form shows only the fields of the engine chosen. Screenshots land in
+from a seed). The fast engine paints (with style images, or ready-made styles picked from their
+thumbnails), a latent model generates several pictures at once, an image model repaints a photo, and the
+form shows only the fields of the engine chosen. Screenshots land in
 out/screenshots/ for a person to look at.
 """
 
@@ -119,6 +120,10 @@ def test_the_form_shows_only_the_fields_of_the_engine_chosen(page, gallery_facto
     expect(explain).not_to_have_text(gatys_text)
     expect(page.locator("#content-drop")).to_be_visible()
     expect(page.locator("#style-drop")).to_be_visible()
+    # Studio is away: no ready-made styles, and the page says why (and asks again when Fast is chosen again)
+    expect(page.locator("#builtin-status-text")).to_contain_text("The ready-made styles are not available now: ")
+    expect(page.locator("#builtin-retry")).to_be_visible()
+    expect(page.locator("#builtin-grid button")).to_have_count(0)
 
     engine.select_option("model")  # Studio is away: the list is not known, and the page says why
     expect(page.locator("#param-model")).to_be_visible()
@@ -151,6 +156,54 @@ def test_the_fast_engine_paints_and_the_page_shows_its_result(page, gallery, pho
     expect(page.locator("#loss-chart")).to_be_hidden()  # one step: no empty loss chart
     expect(page.locator("#viewer-inputs figure")).to_have_count(2)
     screenshot(page, "engines-fast.png")
+
+
+def test_the_fast_engine_paints_with_ready_made_styles_picked_from_their_thumbnails(page, gallery, photo):
+    open_page(page, gallery)
+    page.set_input_files("#content-input", str(photo))
+    page.select_option("#param-engine", "fast")
+    tiles = page.locator("#builtin-grid button")
+    expect(tiles).to_have_count(26, timeout=20_000)  # from /api/styles, once its strip of thumbnails has loaded
+    expect(page.locator("#param-builtin_styles")).to_be_hidden()  # the picker stands for the raw weights
+    positions = tiles.evaluate_all("els => els.map(e => getComputedStyle(e).backgroundPosition)")
+    assert len(set(positions)) == 26, positions  # each shows its own part of the strip
+    style_drop = page.locator("#style-drop")
+    expect(style_drop).to_be_visible()
+
+    chosen = [page.get_by_role("button", name=f"Built-in style {n}", exact=True) for n in (3, 12)]
+    for tile in chosen:
+        tile.click()
+        expect(tile).to_have_attribute("aria-pressed", "true")
+    expect(style_drop).to_be_hidden()  # no style images with ready-made styles
+    expect(page.locator("#builtin-status-text")).to_have_text("2 chosen: an equal blend.")
+    for tile in chosen:  # none chosen: the style images again
+        tile.click()
+    expect(style_drop).to_be_visible()
+    for tile in chosen:
+        tile.click()
+    expect(style_drop).to_be_hidden()
+    expect(tiles.and_(page.locator("[aria-pressed='true']"))).to_have_count(2)
+
+    page.fill("#param-size", "48")
+    page.click("#paint-button")
+    [painting] = wait_done(page, gallery)
+    weights = painting["params"]["builtin_styles"]
+    assert len(weights) == 26 and weights[2] == weights[11] > 0, weights
+    assert [i for i, w in enumerate(weights) if w] == [2, 11], weights
+    assert painting["content_image"] and painting["styles"] == [], painting
+    expect(page.locator("#viewer-status")).to_have_text("Done")
+    expect(page.locator("#live-image")).to_have_attribute("src", image_src(painting))
+    expect(page.locator("#viewer-iteration")).to_contain_text("Fast engine")
+    screenshot(page, "engines-builtin.png")
+
+    page.click("#remix-button")  # the remix brings its styles back into the picker; a reset takes them away
+    expect(tiles.and_(page.locator("[aria-pressed='true']"))).to_have_count(2)
+    for tile in chosen:
+        expect(tile).to_have_attribute("aria-pressed", "true")
+    page.click("#reset-button")
+    page.select_option("#param-engine", "fast")
+    expect(tiles.first).to_be_visible()
+    expect(tiles.and_(page.locator("[aria-pressed='true']"))).to_have_count(0)
 
 
 def test_a_latent_model_generates_several_pictures_from_consecutive_seeds(page, gallery):
