@@ -163,9 +163,9 @@ class Params(BaseModel):
         description="VGG19 layers whose Gram matrices carry the style, each with its relative weight.",
     )
     init: Literal["content", "noise", "style", "draft"] = Field(
-        "content",
-        description="Starting image: the photo, random noise, the (first) style image, or a draft by the "
-        "fast engine (shown at once, then refined).",
+        "draft",
+        description="Starting image: a draft by the fast engine (shown at once, then refined; the photo where "
+        "Studio has no fast engine), the photo, random noise, or the (first) style image.",
     )
     seed: int = Field(
         0,

@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-weight", type=float, help=described("style_weight"))
     p.add_argument("--tv-weight", type=float, help=described("tv_weight"))
     p.add_argument("--content-layer", help=described("content_layer"))
-    p.add_argument("--init", choices=["content", "noise", "style"], help=described("init"))
+    p.add_argument("--init", choices=["draft", "content", "noise", "style"], help=described("init"))
     p.add_argument("--seed", type=int, help=described("seed"))
     p.add_argument("--style-blend", type=float, nargs="+", metavar="W", help=described("style_blend"))
     p.add_argument("--style-scale", type=float, help=described("style_scale"))
@@ -98,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.save_every and it.iteration % args.save_every == 0 and it.iteration < it.iterations:
             _save(args.output.with_name(f"{args.output.stem}-{it.iteration:04d}{args.output.suffix}"), it.image())
 
-    result = engine.paint(content, styles, params, on_iterate)
+    result = engine.paint(content, styles, params, on_iterate, init_image=_draft(content, styles, params))
     progress.finish()
     _save(args.output, result.image)
     if args.stats is not None:
@@ -112,6 +112,20 @@ def _run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _draft(content, styles, params: Params):
+    """The fast engine's draft to start from (`--init draft`, the default); None: start from the photo."""
+    if params.init != "draft":
+        return None
+    from pycasso.fast import FastEngine, draft_for
+
+    try:
+        fast = FastEngine()
+    except PycassoError as exc:  # the fast engine is optional: paint from the photo instead
+        print(f"{PROG}: no fast engine for the draft ({exc}); starting from the photo", file=sys.stderr)
+        return None
+    return draft_for(fast, content, styles, params)
 
 
 def _params_from(args: argparse.Namespace) -> Params:

@@ -679,4 +679,16 @@ def _replace_nodes(graph: onnx.GraphProto, nodes: Iterable[onnx.NodeProto]) -> N
     graph.initializer.extend(kept)
 
 
-__all__ = ["BUILTIN_STYLES", "VARIANTS", "FastEngine", "FastResult", "Variant"]
+def draft_for(
+    fast: FastEngine | None, content: np.ndarray, styles: Sequence[np.ndarray], params: Params
+) -> np.ndarray | None:
+    """The start of a Gatys painting with `init: draft` (the default): the fast engine's painting of
+    `content` at the painting's size and blend; None without a fast engine (the run then starts from
+    the photo, as `init: content`: measured slower to a given loss, never wrong)."""
+    if fast is None:
+        return None
+    height, width = imaging.painting_shape(content.shape, params.size)
+    return fast.draft(imaging.resize(content, height, width), styles, params.blend_for(len(styles)))
+
+
+__all__ = ["BUILTIN_STYLES", "VARIANTS", "FastEngine", "FastResult", "Variant", "draft_for"]

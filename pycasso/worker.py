@@ -284,19 +284,21 @@ class Worker:
         began = time.monotonic()
         last_preview = began
         if params.init == "draft" and init is None:
-            # A fast engine's painting to start from: shown at once (iteration 0), then refined.
+            # The fast engine's painting to start from: shown at once (iteration 0), then refined.
+            from pycasso.fast import draft_for
+
             try:
-                height, width = imaging.painting_shape(content.shape, params.size)
-                blend = params.blend_for(len(styles))
-                fast = engines.need_fast("init draft")
-                init = fast.draft(imaging.resize(content, height, width), styles, blend)
+                init = draft_for(cast(Any, engines.fast), content, styles, params)
             except (PycassoError, ValueError) as exc:
                 self.send(port.error(job, getattr(exc, "code", "invalid_params"), str(exc)))
                 return
-            nan = float("nan")
-            point = ProgressPoint(0, 0, nan, nan, nan, nan, round(time.monotonic() - began, 4))
-            self.send(port.progress(job, params.iterations, point, imaging.encode_png(init)))
-            last_preview = time.monotonic()
+            if init is None:
+                log.warning("job %s: no fast engine for its draft; it starts from the photo", job)
+            else:
+                nan = float("nan")
+                point = ProgressPoint(0, 0, nan, nan, nan, nan, round(time.monotonic() - began, 4))
+                self.send(port.progress(job, params.iterations, point, imaging.encode_png(init)))
+                last_preview = time.monotonic()
 
         def on_iterate(it) -> None:
             nonlocal last_preview

@@ -160,4 +160,4 @@ class JobRunner:
         return self.catalog.transition(job_id, Status.QUEUED, from_=RUNNABLE, attempts=2)
 
 
-__all__ = ["CRASHED_TWICE", "JobRunner"]
+__all__ = ["CRASHED_TWICE", "IMAGES_MISSING", "JobRunner"]

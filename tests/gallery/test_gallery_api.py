@@ -15,7 +15,7 @@ from painting.records import Status
 
 pytestmark = pytest.mark.slow
 
-SMALL = {"size": 48, "iterations": 4, "preview_every": 2}
+SMALL = {"size": 48, "iterations": 4, "preview_every": 2, "init": "content"}  # no draft: iterations 1..4
 
 
 class Listener:
@@ -102,7 +102,7 @@ def test_a_painting_from_post_to_done_seen_by_get_and_by_the_websocket(gallery, 
     assert again["id"] != created["id"] and again["content_image"] == final["content_image"]
     assert again["styles"] == final["styles"] and again["params"]["style_weight"] == 50
     done = gallery.wait_status(again["id"], {"done"})
-    assert [p["iteration"] for p in done["progress"]] == [1, 2, 3]
+    assert [p["iteration"] for p in done["progress"]] == [0, 1, 2, 3]  # the default start: a draft at 0
     listing = gallery.client.get("/api/paintings").json()
     assert listing["total"] == 2 and [p["id"] for p in listing["items"]] == [again["id"], created["id"]]
     bad = gallery.client.post(f"/api/paintings/{created['id']}/remix", json={"params": {"size": 1}})
@@ -214,7 +214,7 @@ def test_websocket_from_an_allowed_origin_is_accepted(real_studio, gallery_facto
 
 def test_gallery_restarted_mid_painting_picks_it_up_from_its_studio_job(real_studio, gallery_factory, wait_for):
     first = gallery_factory(real_studio.url)
-    created = first.post_painting({"size": 48, "iterations": 30, "preview_every": 5}).json()
+    created = first.post_painting({"size": 48, "iterations": 30, "preview_every": 5, "init": "content"}).json()
     wait_for(lambda: first.painting(created["id"])["iteration"] >= 1, 120, "painting")
     first.stop()
     with Catalog.open(None, first.settings.data_dir, migrate=False, scope="gallery") as catalog:

@@ -89,7 +89,7 @@ async def _hundred_clients_see_one_painting(gallery, params: dict, timeout: floa
 
 def test_a_hundred_websocket_clients_each_get_every_event_of_a_painting_once_and_in_order(gallery, wait_for):
     iterations = 5
-    params = {"size": 40, "iterations": iterations, "preview_every": 1}
+    params = {"size": 40, "iterations": iterations, "preview_every": 1, "init": "content"}
     started = time.monotonic()
     painting_id, per_client = asyncio.run(_hundred_clients_see_one_painting(gallery, params, timeout=120))
     elapsed = time.monotonic() - started
@@ -127,7 +127,7 @@ def test_a_hundred_websocket_clients_each_get_every_event_of_a_painting_once_and
 
 async def _submit_all(gallery, count: int) -> list[httpx.Response]:
     style = png(32, 32, (20, 40, 220))
-    params = json.dumps({"size": 32, "iterations": 2, "preview_every": 1})
+    params = json.dumps({"size": 32, "iterations": 2, "preview_every": 1, "init": "content"})
 
     async def one(client: httpx.AsyncClient, n: int) -> httpx.Response:
         content = png(40, 32, (10 * n % 256, 80, 40))  # distinct content per painting

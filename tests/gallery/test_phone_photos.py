@@ -19,7 +19,7 @@ def test_a_phone_photo_is_painted_upright_end_to_end(real_studio, gallery_factor
     gallery = gallery_factory(real_studio.url)
     photo = phone_photo(40, 24)  # stored 40 wide, 24 tall; shown 24 wide, 40 tall
     response = gallery.post_painting(
-        {"size": 64, "iterations": 2, "preview_every": 0, "style_weight": 0.01}, content=photo
+        {"size": 64, "iterations": 2, "preview_every": 0, "style_weight": 0.01, "init": "content"}, content=photo
     )
     assert response.status_code == 201, response.text
     created = response.json()

@@ -119,7 +119,7 @@ def test_ready_describes_the_engine_and_ping_is_answered(worker):
 
 
 def test_a_painting_streams_progress_with_previews_then_the_result(worker, pngs):
-    params = {"size": 48, "iterations": 6, "preview_every": 2, "preview_seconds": 0}  # previews by count only
+    params = {"size": 48, "iterations": 6, "preview_every": 2, "preview_seconds": 0, "init": "content"}
     worker.send(port.paint("j-paint", params, pngs[0], [pngs[1]]))
     seen = worker.until("done", "error", job="j-paint")
     progress = [m for m in seen if m.type == "progress"]
@@ -139,7 +139,7 @@ def test_a_painting_streams_progress_with_previews_then_the_result(worker, pngs)
 
 
 def test_previews_also_follow_time_so_the_page_never_waits_long_for_a_new_image(worker, pngs):
-    params = {"size": 48, "iterations": 4, "preview_every": 0, "preview_seconds": 0.001}
+    params = {"size": 48, "iterations": 4, "preview_every": 0, "preview_seconds": 0.001, "init": "content"}
     worker.send(port.paint("j-timed", params, pngs[0], [pngs[1]]))
     seen = worker.until("done", "error", job="j-timed")
     assert [m.get("iteration") for m in seen if m.type == "progress" and m.blobs("preview")] == [1, 2, 3]

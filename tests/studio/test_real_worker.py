@@ -26,7 +26,7 @@ def studio(tmp_path_factory) -> Iterator[StudioProcess]:
 
 
 def test_a_job_from_post_to_done_through_the_event_stream(studio):
-    job = studio.post_job({"size": 48, "iterations": 4, "preview_every": 2}, key="real-1").json()
+    job = studio.post_job({"size": 48, "iterations": 4, "preview_every": 2, "init": "content"}, key="real-1").json()
     assert studio.post_job({"size": 48, "iterations": 4}, key="real-1").json()["id"] == job["id"]
     first = read_events(studio.client, job["id"], stop_after=lambda e: int(e["id"]) >= 2)
     rest = read_events(studio.client, job["id"], last_event_id=first[-1]["id"])
