@@ -412,7 +412,16 @@ def test_volume_mounts_the_data_dir(service):
     assert environment(spec)[variable] == data_dir
     assert only(service, "VOLUME") == data_dir
     targets = [v["target"] if isinstance(v, dict) else v.split(":")[1] for v in spec["volumes"]]
-    assert targets == [data_dir]
+    assert targets[0] == data_dir
+    # Anything else mounted is read-only (Studio's models folder): the data dir is the one place written.
+    assert all(isinstance(v, dict) and v.get("read_only") for v in spec["volumes"][1:]), spec["volumes"]
+
+
+def test_studio_serves_the_models_folder_it_mounts():
+    spec = load_compose(BASE)["services"]["studio"]
+    models = environment(spec)["STUDIO_MODELS_DIR"]
+    mounts = [v for v in spec["volumes"] if isinstance(v, dict) and v["target"] == models]
+    assert [(m["type"], m["read_only"]) for m in mounts] == [("bind", True)], spec["volumes"]
 
 
 def test_services_do_not_share_a_volume():
