@@ -39,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("content", type=Path, help="the photo (PNG, JPEG or WEBP)")
     p.add_argument("styles", type=Path, nargs="+", metavar="style", help="one or more style images")
     p.add_argument("-o", "--output", type=Path, required=True, help="where to write the painting (.png, .jpg, .webp)")
+    p.add_argument(
+        "--engine",
+        choices=["gatys", "fast"],
+        help="gatys: the exact optimisation (minutes); fast: one pass of a style network (about a second). "
+        "(default: gatys)",
+    )
+    p.add_argument("--strength", type=float, help=f"fast engine: {described('strength')}")
     p.add_argument("--size", type=int, help=described("size"))
     p.add_argument("--iterations", type=int, help=described("iterations"))
     p.add_argument("--content-weight", type=float, help=described("content_weight"))
@@ -87,6 +94,8 @@ def _run(args: argparse.Namespace) -> int:
         if path is not None:
             _check_writable(path)
 
+    if params.engine == "fast":
+        return _paint_fast(args, params, content, styles)
     with native_startup_noise_held():
         from pycasso.engine import Engine  # TensorFlow: only once the inputs are known to be good
 
@@ -114,6 +123,24 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _paint_fast(args: argparse.Namespace, params: Params, content, styles) -> int:
+    """One pass of the fast engine (no TensorFlow): write the painting and, if asked, its statistics."""
+    if args.save_every:
+        raise UsageError("--save-every applies to the gatys engine (the fast engine paints in one pass)")
+    from pycasso.fast import FastEngine
+
+    result = FastEngine().paint(content, styles, params)
+    _save(args.output, result.image)
+    if args.stats is not None:
+        try:
+            args.stats.write_text(json.dumps(result.stats(), indent=2) + "\n")
+        except OSError as exc:
+            raise UsageError(f"{args.stats}: cannot write the statistics ({exc.strerror})") from None
+    height, width = result.image.shape[:2]
+    print(f"wrote {args.output} ({width}×{height}, fast engine, {result.seconds:.2f} s)", file=sys.stderr)
+    return 0
+
+
 def _draft(content, styles, params: Params):
     """The fast engine's draft to start from (`--init draft`, the default); None: start from the photo."""
     if params.init != "draft":
@@ -129,9 +156,12 @@ def _draft(content, styles, params: Params):
 
 
 def _params_from(args: argparse.Namespace) -> Params:
+    fast = args.engine == "fast"
     given = {
         name: value
         for name, value in {
+            "engine": args.engine,
+            "strength": args.strength,
             "size": args.size,
             "iterations": args.iterations,
             "content_weight": args.content_weight,
@@ -143,7 +173,7 @@ def _params_from(args: argparse.Namespace) -> Params:
             "style_blend": args.style_blend,
             "style_scale": args.style_scale,
             "preserve_colors": args.preserve_colors,
-            "preview_every": 0,
+            "preview_every": None if fast else 0,
         }.items()
         if value is not None
     }

@@ -240,6 +240,14 @@ class Worker:
         assert content is not None, "checked above: every engine but model has a photo"
         self._paint_gatys(engine, job, params, content, style_images, init, start)
 
+    def _failed(self, job: str, exc: Exception) -> None:
+        """Tell Studio an engine failed on `job`: our own errors by their code, a bug with its trace on stderr."""
+        if isinstance(exc, PycassoError):
+            self.send(port.error(job, exc.code, str(exc)))
+            return
+        traceback.print_exc(file=sys.stderr)
+        self.send(port.error(job, "engine_error", f"{type(exc).__name__}: {exc}"))
+
     def _paint_fast(self, engines: Engines, job: str, params: Params, content, styles) -> None:
         def paint() -> tuple[Any, dict[str, Any]]:
             result = engines.need_fast("engine fast").paint(content, styles, params)
@@ -265,12 +273,8 @@ class Worker:
 
         try:
             image, stats = paint()
-        except PycassoError as exc:
-            self.send(port.error(job, exc.code, str(exc)))
-            return
         except Exception as exc:  # the engine failed on this job; stay up for the next one
-            traceback.print_exc(file=sys.stderr)
-            self.send(port.error(job, "engine_error", f"{type(exc).__name__}: {exc}"))
+            self._failed(job, exc)
             return
         if self._cancel.is_set():  # a pass is not interrupted, but a cancel during it still ends the job so
             self.send(port.cancelled(job))
@@ -329,12 +333,8 @@ class Worker:
         except Cancelled:
             self.send(port.cancelled(job))
             return
-        except PycassoError as exc:
-            self.send(port.error(job, exc.code, str(exc)))
-            return
         except Exception as exc:  # the engine failed on this job; stay up for the next one
-            traceback.print_exc(file=sys.stderr)
-            self.send(port.error(job, "engine_error", f"{type(exc).__name__}: {exc}"))
+            self._failed(job, exc)
             return
         self.send(port.done(job, result.stats(), imaging.encode_png(result.image)))
 

@@ -194,3 +194,20 @@ def test_without_the_engine_extra_paint_says_how_to_install_it(inputs, tmp_path,
     assert done.returncode == 2, done.stderr
     assert f"({missing} is missing)" in done.stderr and "pip install 'deep-painting[engine]'" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "out.png").exists()
+
+
+def test_the_fast_engine_paints_from_the_command_line_in_one_pass(inputs, tmp_path):
+    out, stats = tmp_path / "fast.png", tmp_path / "fast.json"
+    args = ("--engine", "fast", "--strength", "0.6", "--size", 48, "--stats", stats)
+    done = paint(inputs / "content.png", inputs / "style.png", "-o", out, *args)
+    assert done.returncode == 0, done.stderr
+    assert "fast engine" in done.stderr
+    with Image.open(out) as image:
+        assert image.size == (64, 48)
+    assert json.loads(stats.read_text())["iterations"] == 1
+    refused = paint(inputs / "content.png", inputs / "style.png", "-o", out, "--engine", "fast", "--iterations", 5)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().endswith(
+        "iterations: does not apply to the fast engine (it reads builtin_styles, "
+        "preserve_colors, size, strength, style_blend)"
+    )
