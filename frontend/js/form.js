@@ -6,6 +6,7 @@
 // ready-made styles, picked from their thumbnails (the `builtin_styles` field, shown as that picker).
 
 import { imageUrl } from "./api.js";
+import { chosenBuiltins, equalBlend, showBuiltinTile } from "./builtins.js";
 
 export const ESSENTIALS = ["engine", "size", "iterations", "strength", "style_weight", "preserve_colors", "model"];
 // Fields that are essential for one engine only: a latent model's seed is the picture it paints.
@@ -235,13 +236,18 @@ export class PaintForm {
       const element = this.fields.get(name)?.element;
       if (element && element.parentElement !== essentials) essentials.append(element);
     }
-    this.$("advanced").hidden = ![...advanced.children].some((element) => !element.hidden);
     this.root.dataset.engine = engine;
     const help = this.fields.get("engine")?.help;
     if (help) help.textContent = ENGINE_HELP[engine] || "";
     if (engine === "model" && !(this.models && this.models.known)) this.refreshModels();
     if (engine === "fast" && !(this.builtins && this.builtins.known)) this.refreshBuiltins();
     this.showMode();
+  }
+
+  /** Whether a field that applies is set aside by the choice of ready-made styles: the style images'
+   * blend (`style_blend`) means nothing without style images, so it is hidden and not sent. */
+  setAside(field) {
+    return field.name === "style_blend" && this.usesBuiltinStyles();
   }
 
   /** Ask Gallery for Studio's models again (one request at a time) and fill the model choice. */
@@ -348,8 +354,6 @@ export class PaintForm {
       return;
     }
     const count = this.builtinCount();
-    const [width, height] = answer.tile || [4, 3];
-    grid.style.setProperty("--tile-ratio", `${width} / ${height}`);
     grid.replaceChildren(...Array.from({ length: count }, (_, i) => {
       const button = document.createElement("button");
       button.type = "button";
@@ -357,10 +361,7 @@ export class PaintForm {
       button.dataset.index = String(i);
       button.setAttribute("aria-label", `Built-in style ${i + 1}`);
       button.setAttribute("aria-pressed", "false");
-      button.style.backgroundImage = `url("${answer.sheet}")`;
-      // The strip is `count` tiles wide: scaled to count × the button, tile i sits at i / (count - 1) of the way.
-      button.style.backgroundSize = `${count * 100}% 100%`;
-      button.style.backgroundPosition = `${count > 1 ? (i / (count - 1)) * 100 : 0}% 0`;
+      showBuiltinTile(button, answer, i, count);
       button.addEventListener("click", () => this.toggleBuiltin(i));
       return button;
     }));
@@ -382,7 +383,7 @@ export class PaintForm {
     const status = !answer ? "Loading the ready-made styles…"
       : !answer.known || !answer.sheet ? `The ready-made styles are not available now${answer.reason ? `: ${answer.reason}` : ""}.`
       : "";
-    const equal = weights && new Set(weights.filter((w) => w > 0)).size === 1; // a remix may bring other weights
+    const equal = equalBlend(chosenBuiltins(weights));
     const picked = !chosen ? "" : chosen === 1 ? "1 chosen." : `${chosen} chosen: ${equal ? "an equal blend" : "a blend"}.`;
     this.$("builtin-status-text").textContent = [status, picked].filter(Boolean).join(" ");
     this.$("builtin-retry").hidden = !answer || (answer.known && Boolean(answer.sheet));
@@ -452,6 +453,9 @@ export class PaintForm {
       ? "A photo, if the model repaints one: drop it here or click to choose"
       : "Drop a photo here or click to choose";
     this.$("count-field").hidden = !this.makesMany();
+    const blend = this.fields.get("style_blend"); // set aside while ready-made styles are chosen
+    if (blend) blend.element.hidden = !this.applies(blend) || this.setAside(blend);
+    this.$("advanced").hidden = ![...this.$("advanced-fields").children].some((element) => !element.hidden);
     this.showBuiltins();
     const button = this.$("paint-button");
     if (!button.classList.contains("working")) button.textContent = this.buttonText();
@@ -465,7 +469,7 @@ export class PaintForm {
   /** The values of the fields that apply to the chosen engine; throws an Error with a readable message for a bad one. */
   params() {
     const params = {};
-    for (const [name, field] of this.fields) if (this.applies(field)) params[name] = field.get();
+    for (const [name, field] of this.fields) if (this.applies(field) && !this.setAside(field)) params[name] = field.get();
     return params;
   }
 

@@ -47,7 +47,7 @@ const viewer = new PaintingView($("viewer"), {
       showError(`Could not delete: ${error.message}`);
     }
   },
-});
+}, { loadStyles: api.styles });
 
 const SEEDS = 2 ** 32; // seeds run 0 .. 2**32 - 1 (the schema's range); seed + i wraps round
 const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });

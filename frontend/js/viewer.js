@@ -2,19 +2,34 @@
 // parameters used, and its actions. Loss points are keyed by iteration, so a snapshot reloaded
 // after a reconnect merges with what the WebSocket already delivered without duplicates.
 // A painting of one step (fast engine, generator model) has no iterations and no loss: it says how
-// it was made instead ("Fast engine · 0.4 s"), and a latent model's painting has no photo.
+// it was made instead ("Fast engine · 0.4 s"), and a latent model's painting has no photo. A painting
+// of the fast engine's ready-made styles shows them as their thumbnails, and its parameters by number.
 
 import { imageUrl } from "./api.js";
+import { chosenBuiltins, describeBuiltins, equalBlend, showBuiltinTile } from "./builtins.js";
 import { LatestImage } from "./image-loader.js";
 import { drawLossChart } from "./loss-chart.js";
 import { FINISHED, STATUS_TEXT, duration, fraction, madeWith, oneStep, seconds, title, tookSeconds } from "./format.js";
 
+/** A thumbnail of the inputs block: `content` (an image, or a ready-made style's tile) over its caption. */
+function figure(content, label, className = "input-thumb") {
+  const element = document.createElement("figure");
+  element.className = className;
+  const caption = document.createElement("figcaption");
+  caption.textContent = label;
+  element.append(content, caption);
+  return element;
+}
+
 export const DRAFT_TEXT = "Draft (fast engine) — refining…";
 
 export class PaintingView {
-  constructor(root, actions) {
+  /** @param {object} options  loadStyles(): a promise of GET /api/styles's answer (the ready-made styles' strip) */
+  constructor(root, actions, { loadStyles } = {}) {
     this.root = root;
     this.actions = actions; // {cancel, remix, remove, close}
+    this.loadStyles = loadStyles;
+    this.builtins = null; // a promise of GET /api/styles's answer, kept once it knows the strip
     this.$ = (id) => root.querySelector(`#${id}`);
     this.image = new LatestImage(this.$("live-image"));
     this.painting = null;
@@ -71,26 +86,52 @@ export class PaintingView {
       const dt = document.createElement("dt");
       dt.textContent = name.replace(/_/g, " ");
       const dd = document.createElement("dd");
-      dd.textContent = value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
+      dd.textContent = name === "builtin_styles" && Array.isArray(value) ? describeBuiltins(value)
+        : value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
       params.append(dt, dd);
     }
     const inputs = [
       ...(p.content_image != null ? [[p.content_image, "Photo"]] : []),
       ...p.styles.map((s, i) => [s.image_id, `Style ${i + 1} (weight ${s.weight})`]),
     ];
-    this.$("viewer-inputs-block").hidden = !inputs.length; // a latent model paints from a seed alone
-    this.$("viewer-inputs-title").textContent = p.styles.length ? "Photo and styles" : "Photo";
+    const builtins = chosenBuiltins(p.params && p.params.builtin_styles);
+    const equal = equalBlend(builtins);
+    const tiles = builtins.map(({ index, weight }) => {
+      const label = `Ready-made style ${index + 1}${equal ? "" : ` (weight ${weight})`}`;
+      const tile = document.createElement("div");
+      tile.className = "builtin-input-tile";
+      tile.setAttribute("role", "img");
+      tile.setAttribute("aria-label", label);
+      return { index, tile, figure: figure(tile, label, "input-thumb builtin-input") };
+    });
+    this.$("viewer-inputs-block").hidden = !inputs.length && !tiles.length; // a latent model paints from a seed alone
+    this.$("viewer-inputs-title").textContent = p.styles.length || tiles.length ? "Photo and styles" : "Photo";
     this.$("viewer-inputs").replaceChildren(...inputs.map(([id, label]) => {
-      const figure = document.createElement("figure");
-      figure.className = "input-thumb";
       const img = document.createElement("img");
       img.src = imageUrl(id);
       img.alt = label;
-      const caption = document.createElement("figcaption");
-      caption.textContent = label;
-      figure.append(img, caption);
-      return figure;
-    }));
+      return figure(img, label);
+    }), ...tiles.map((t) => t.figure));
+    if (tiles.length) this.showBuiltinTiles(p.id, tiles);
+  }
+
+  /** Paint the ready-made styles' tiles from their strip, once GET /api/styles has answered (asked once,
+   * and again on a later painting if it could not tell); without it they keep their captions. */
+  showBuiltinTiles(id, tiles) {
+    if (!this.loadStyles) return;
+    if (!this.builtins) {
+      this.builtins = this.loadStyles().then((answer) => {
+        if (!answer.known || !answer.sheet) this.builtins = null;
+        return answer;
+      }, (error) => {
+        this.builtins = null;
+        return { known: false, reason: error.message };
+      });
+    }
+    this.builtins.then((answer) => {
+      if (this.id !== id || !answer.known || !answer.sheet) return;
+      for (const { index, tile } of tiles) showBuiltinTile(tile, answer, index);
+    });
   }
 
   render() {

@@ -169,19 +169,25 @@ def test_the_fast_engine_paints_with_ready_made_styles_picked_from_their_thumbna
     assert len(set(positions)) == 26, positions  # each shows its own part of the strip
     style_drop = page.locator("#style-drop")
     expect(style_drop).to_be_visible()
+    page.locator("#advanced summary").click()
+    blend = page.locator("#param-style_blend")  # the style images' blend: set aside with ready-made styles
+    expect(blend).to_be_visible()
 
     chosen = [page.get_by_role("button", name=f"Built-in style {n}", exact=True) for n in (3, 12)]
     for tile in chosen:
         tile.click()
         expect(tile).to_have_attribute("aria-pressed", "true")
     expect(style_drop).to_be_hidden()  # no style images with ready-made styles
+    expect(blend).to_be_hidden()
     expect(page.locator("#builtin-status-text")).to_have_text("2 chosen: an equal blend.")
     for tile in chosen:  # none chosen: the style images again
         tile.click()
     expect(style_drop).to_be_visible()
+    expect(blend).to_be_visible()
     for tile in chosen:
         tile.click()
     expect(style_drop).to_be_hidden()
+    expect(blend).to_be_hidden()
     expect(tiles.and_(page.locator("[aria-pressed='true']"))).to_have_count(2)
 
     page.fill("#param-size", "48")
@@ -194,6 +200,20 @@ def test_the_fast_engine_paints_with_ready_made_styles_picked_from_their_thumbna
     expect(page.locator("#viewer-status")).to_have_text("Done")
     expect(page.locator("#live-image")).to_have_attribute("src", image_src(painting))
     expect(page.locator("#viewer-iteration")).to_contain_text("Fast engine")
+    # The viewer shows the styles chosen as their thumbnails, and the parameters name them by number
+    used = page.locator("#viewer-inputs .builtin-input")
+    expect(used).to_have_count(2)
+    expect(used.locator("figcaption")).to_have_text(["Ready-made style 3", "Ready-made style 12"])
+    expect(page.locator("#viewer-inputs-title")).to_have_text("Photo and styles")
+    used_tiles = used.locator(".builtin-input-tile")
+    for tile in used_tiles.all():  # each a tile of the strip, as in the picker
+        expect(tile).to_have_css("background-image", re.compile(r"/api/styles/sheet\.png"))
+    used_positions = used_tiles.evaluate_all("els => els.map(e => getComputedStyle(e).backgroundPosition)")
+    assert used_positions == [tiles.nth(n - 1).evaluate("e => getComputedStyle(e).backgroundPosition") for n in (3, 12)]
+    params = page.locator("#viewer-params")
+    expect(params.locator("dt", has_text="builtin styles").locator("xpath=following-sibling::dd[1]")).to_have_text(
+        "styles 3, 12 (equal blend)"
+    )
     screenshot(page, "engines-builtin.png")
 
     page.click("#remix-button")  # the remix brings its styles back into the picker; a reset takes them away
