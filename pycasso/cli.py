@@ -109,12 +109,7 @@ def _run(args: argparse.Namespace) -> int:
 
     result = engine.paint(content, styles, params, on_iterate, init_image=_draft(content, styles, params))
     progress.finish()
-    _save(args.output, result.image)
-    if args.stats is not None:
-        try:
-            args.stats.write_text(json.dumps(result.stats(), indent=2) + "\n")
-        except OSError as exc:
-            raise UsageError(f"{args.stats}: cannot write the statistics ({exc.strerror})") from None
+    _write(args, result.image, result.stats())
     print(
         f"wrote {args.output} ({result.image.shape[1]}×{result.image.shape[0]}, {result.iterations} iterations, "
         f"{result.evaluations} evaluations, {result.seconds:.1f} s)",
@@ -130,15 +125,20 @@ def _paint_fast(args: argparse.Namespace, params: Params, content, styles) -> in
     from pycasso.fast import FastEngine
 
     result = FastEngine().paint(content, styles, params)
-    _save(args.output, result.image)
-    if args.stats is not None:
-        try:
-            args.stats.write_text(json.dumps(result.stats(), indent=2) + "\n")
-        except OSError as exc:
-            raise UsageError(f"{args.stats}: cannot write the statistics ({exc.strerror})") from None
+    _write(args, result.image, result.stats())
     height, width = result.image.shape[:2]
     print(f"wrote {args.output} ({width}×{height}, fast engine, {result.seconds:.2f} s)", file=sys.stderr)
     return 0
+
+
+def _write(args: argparse.Namespace, image, stats: dict) -> None:
+    """The painting to --output and, if asked, its statistics as JSON to --stats."""
+    _save(args.output, image)
+    if args.stats is not None:
+        try:
+            args.stats.write_text(json.dumps(stats, indent=2) + "\n")
+        except OSError as exc:
+            raise UsageError(f"{args.stats}: cannot write the statistics ({exc.strerror})") from None
 
 
 def _draft(content, styles, params: Params):
