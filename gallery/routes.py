@@ -104,10 +104,9 @@ async def create_painting(request: Request, gallery: GalleryDep, visitor: Visito
     if content is not None:
         _check_shape(upright_size(content), parsed.size)
     _admit(gallery, visitor, request)
-    uploads = ([("content", content)] if content is not None else []) + [("style", s) for s in styles]
-    refs = gallery.images.put_all(uploads)
-    content_id = refs[0].id if content is not None else None
-    return _created(gallery, visitor, request, parsed, content_id, [r.id for r in refs[1 if content_id else 0 :]])
+    content_ref, style_refs = gallery.images.put_inputs(content, styles)
+    content_id = content_ref.id if content_ref is not None else None
+    return _created(gallery, visitor, request, parsed, content_id, [r.id for r in style_refs])
 
 
 @api.get("/models")

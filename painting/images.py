@@ -309,6 +309,12 @@ class ImageStore:
             refs.append(ref)
         return refs
 
+    def put_inputs(self, content: bytes | None, styles: Sequence[bytes]) -> tuple[ImageRef | None, list[ImageRef]]:
+        """`put_all` for a painting's uploads, named as a refusal names them: the photo's ref (None
+        when there is none: a latent model's painting) and the style images' refs, in order."""
+        refs = self.put_all(([("content", content)] if content is not None else []) + [("style", s) for s in styles])
+        return (refs[0], refs[1:]) if content is not None else (None, refs)
+
     def _store(self, ref: ImageRef, data: bytes) -> None:
         final = self._file(ref.id)
         try:

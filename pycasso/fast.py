@@ -528,11 +528,9 @@ def _subpixel_upconvs(model: onnx.ModelProto) -> None:
         low, edge_pads = resize.input[0], name + "/subpixel/pads"
         graph.initializer.append(numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), edge_pads))
         graph.initializer.append(numpy_helper.from_array(phased, name + "/subpixel/weights"))
-        conv_inputs = [name + "/subpixel/padded", name + "/subpixel/weights"]
-        if len(conv.input) > 2 and conv.input[2]:
-            bias = np.tile(constants[conv.input[2]], 4).astype(np.float32)
-            graph.initializer.append(numpy_helper.from_array(bias, name + "/subpixel/bias"))
-            conv_inputs.append(name + "/subpixel/bias")
+        conv_inputs = [name + "/subpixel/padded", name + "/subpixel/weights"] + _tiled_bias(
+            graph, conv, constants, name + "/subpixel/bias"
+        )
         replaced[pad.output[0]] = []
         replaced[resize.output[0]] = []
         replaced[conv.output[0]] = [
@@ -582,11 +580,9 @@ def _phase_conv(model: onnx.ModelProto) -> None:
                     phased[o : o + c_out, i : i + c_in, u, v] = weights[:, :, row, col]
         name = conv.name or conv.output[0]
         graph.initializer.append(numpy_helper.from_array(phased, name + "/phases/weights"))
-        conv_inputs = [name + "/phases/blocks", name + "/phases/weights"]
-        if len(conv.input) > 2 and conv.input[2]:
-            bias = np.tile(constants[conv.input[2]], 4).astype(np.float32)
-            graph.initializer.append(numpy_helper.from_array(bias, name + "/phases/bias"))
-            conv_inputs.append(name + "/phases/bias")
+        conv_inputs = [name + "/phases/blocks", name + "/phases/weights"] + _tiled_bias(
+            graph, conv, constants, name + "/phases/bias"
+        )
         replaced[conv.output[0]] = [
             helper.make_node("SpaceToDepth", [conv.input[0]], [conv_inputs[0]], blocksize=2, name=name + "/s2d"),
             helper.make_node(
@@ -677,6 +673,18 @@ def _replace_nodes(graph: onnx.GraphProto, nodes: Iterable[onnx.NodeProto]) -> N
     kept = [t for t in graph.initializer if t.name in used]
     del graph.initializer[:]
     graph.initializer.extend(kept)
+
+
+def _tiled_bias(graph: Any, conv: Any, constants: dict[str, np.ndarray], name: str) -> list[str]:
+    """The bias of a convolution rewritten into 4 phases (4× the output channels), as the initialiser
+    `name`: [name] to add to the new convolution's inputs, or [] when it had no bias."""
+    from onnx import numpy_helper  # onnx is imported only when an engine is built
+
+    if len(conv.input) <= 2 or not conv.input[2]:
+        return []
+    bias = np.tile(constants[conv.input[2]], 4).astype(np.float32)
+    graph.initializer.append(numpy_helper.from_array(bias, name))
+    return [name]
 
 
 def draft_for(

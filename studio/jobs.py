@@ -103,9 +103,7 @@ class Jobs:
             existing = self.catalog.find_by_idempotency_key(idempotency_key)
             if existing is not None:
                 return existing, False
-        uploads = ([("content", content)] if content is not None else []) + [("style", s) for s in styles]
-        refs = self.images.put_all(uploads)
-        content_ref, style_refs = (refs[0], refs[1:]) if content is not None else (None, refs)
+        content_ref, style_refs = self.images.put_inputs(content, styles)
         record = self.catalog.create(
             params=params,
             content_image=content_ref.id if content_ref is not None else None,
