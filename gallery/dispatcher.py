@@ -18,6 +18,10 @@ images) is an intent stored in the catalog (`remote_actions`, written in the sam
 cancel or delete: `cancel` and `delete` here) and retried with capped backoff until Studio confirms
 it, however long Studio is away and across Gallery restarts: Studio never paints a cancelled or
 deleted painting to the end, and keeps nothing of a deleted one.
+
+New loss weights for a painting (`change_weights`) go the same way: Gallery's record is the truth
+(its params go with any later sending, after Studio lost the job too), and a `weights` intent tells
+the job the painting's latest weights until Studio confirms, asked anew by each later change.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from gallery import views
@@ -38,8 +42,9 @@ from painting.catalog import Catalog, RemoteAction
 from painting.errors import ImageRejected, NotFound, StorageUnavailable
 from painting.fsck import SERVICE_GRACE_S, collect
 from painting.images import ImageStore
+from painting.params import weights_of
 from painting.progress import ProgressPoint
-from painting.records import UNFINISHED, Status
+from painting.records import UNFINISHED, PaintingRecord, Status
 
 log = logging.getLogger("gallery.dispatcher")
 
@@ -117,6 +122,20 @@ class Dispatcher:
             f"collect-{painting_id}",
         )
 
+    def change_weights(self, painting_id: str, weights: Mapping[str, float]) -> PaintingRecord:
+        """New loss weights for an unfinished painting: its record's params and history, and, in the
+        same transaction, the intent that its Studio job takes them (forwarded until Studio confirms;
+        a painting not sent yet goes with them). The painting as it now is. Raises NotFound,
+        PaintingFinished, ValueError (see `Catalog.change_weights`)."""
+        record, changed = self.catalog.change_weights(painting_id, weights, forward_remote=True)
+        if changed:
+            if record.remote_id is not None:
+                self._tell_studio_in_background(record.remote_id)
+            params = record.params.model_dump(mode="json")
+            changes = [change.to_json() for change in record.weight_changes]
+            self.publish(views.event("weights", painting_id, params=params, weight_changes=changes), record.owner)
+        return record
+
     def kick(self, painting_id: str) -> None:
         """Make sure a task is taking this painting to Studio."""
         task = self._tasks.get(painting_id)
@@ -132,7 +151,8 @@ class Dispatcher:
                 await task
 
     def forward(self, remote_id: str, action: RemoteAction) -> None:
-        """Store the intent that Studio `cancel` or `forget` a job and tell Studio, until it confirms."""
+        """Store the intent that Studio `cancel` or `forget` a job (or take its painting's latest
+        `weights`) and tell Studio, until it confirms."""
         self.catalog.add_remote_action(remote_id, action)
         self._tell_studio_in_background(remote_id)
 
@@ -155,19 +175,30 @@ class Dispatcher:
         attempt = 0
         while True:
             try:
-                action = dict(self.catalog.remote_actions()).get(remote_id)
-                if action is None:
+                found = self.catalog.remote_action(remote_id)
+                if found is None:
                     return
+                action, asked = found
                 try:
-                    await (self.studio.forget if action == "forget" else self.studio.cancel)(remote_id)
+                    await self._do_at_studio(remote_id, action)
                 except (StudioJobGone, StudioRejected) as exc:
                     log.info("Studio job %s, %s: %s; nothing left to do", remote_id, action, exc)
-                self.catalog.remove_remote_action(remote_id, action)
+                self.catalog.remove_remote_action(remote_id, action, asked_by=asked)  # unless asked anew since
                 attempt = 0
             except (StudioUnavailable, StorageUnavailable) as exc:
                 log.info("Studio job %s: %s; retrying", remote_id, exc)
                 await asyncio.sleep(backoff_s(attempt, initial_s=self.retry_initial_s, max_s=self.retry_max_s))
                 attempt += 1
+
+    async def _do_at_studio(self, remote_id: str, action: RemoteAction) -> None:
+        if action == "forget":
+            await self.studio.forget(remote_id)
+        elif action == "cancel":
+            await self.studio.cancel(remote_id)
+        else:  # the painting's latest weights, read now: a later change is never overtaken by an older one
+            record = self.catalog.find_by_remote_id(remote_id)
+            if record is not None and not record.finished:
+                await self.studio.change_weights(remote_id, weights_of(record.params))
 
     # --- one painting -------------------------------------------------------------------------
 
@@ -244,6 +275,9 @@ class Dispatcher:
         if not applied:  # cancelled meanwhile
             self.forward(str(job["id"]), "cancel")
             return False
+        now = self.catalog.get(painting_id).params
+        if now.engine == "gatys" and weights_of(now) != weights_of(record.params):  # changed while it was sent
+            self.forward(str(job["id"]), "weights")
         log.info("sent to Studio as job %s", job["id"])
         return True
 
@@ -273,6 +307,8 @@ class Dispatcher:
             preview = await self._copy_image(data.get("preview_image"))
             if self.catalog.record_progress(painting_id, point, preview_image=preview):
                 self.catalog.update(painting_id, remote_cursor=studio_event.id)
+                if point.weights is not None:  # the first iteration painted with them: mark the change there
+                    self.catalog.mark_weights_applied(painting_id, point.iteration, point.weights)
                 record = self.catalog.get(painting_id)
                 total = iterations if isinstance(iterations, int) else record.iterations
                 self.publish(views.progress_event(painting_id, point, total, preview), record.owner)

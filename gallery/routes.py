@@ -4,10 +4,14 @@
     GET    /api/paintings?limit=&offset=   newest first -> {items, total} (limit 1-500, offset 0-10**9)
     GET    /api/paintings/{id}         the painting with its loss curve (`progress`)
     POST   /api/paintings/{id}/cancel  -> the painting
+    POST   /api/paintings/{id}/weights JSON {content_weight?, style_weight?, tv_weight?}: new loss weights
+                                       while it is queued or paints -> 202 the painting (409 once it ended)
     POST   /api/paintings/{id}/remix   JSON {params} -> 201 a new painting with the same images
     DELETE /api/paintings/{id}         -> 204
     GET    /api/images/{id}            image bytes, cached for good (ids are content hashes)
     GET    /api/params/schema          the parameter JSON schema the form is built from
+    POST   /api/estimate               JSON {params, width, height, styles}: Studio's estimate of its seconds
+                                       and peak memory (`known` false, with a reason, while Studio is away)
     WS     /ws                         painting events (see gallery.hub)
     GET    /health/live, /health/ready
     GET    /metrics                    Prometheus metrics (with the operator token when one is set)
@@ -39,11 +43,13 @@ from httpapi.forms import file_part, painting_form, read_form
 from httpapi.images import IMAGE_RESPONSE, image_response
 from painting.catalog import MAX_PAGE
 from painting.errors import NotFound
+from painting.estimate import EstimateRequest
 from painting.images import check_image_id, upright_size
 from painting.params import (
     BUILTIN_STYLES,
     ENGINE_FIELDS,
     MAX_STYLES,
+    LossWeights,
     Params,
     check_inputs,
     limited_schema,
@@ -120,6 +126,23 @@ async def list_models(gallery: GalleryDep) -> dict[str, Any]:
     return {"known": bool(found.get("known")), "models": list(found.get("models") or [])}
 
 
+@api.post("/estimate", responses=refusals(422))
+async def estimate(body: EstimateRequest, gallery: GalleryDep) -> dict[str, Any]:
+    """How long Studio would take to paint this and how much memory it needs (`painting.estimate`),
+    before Paint: {known, seconds (null with a reason until Studio has timed its worker), peak_bytes,
+    budget_bytes, fits, largest_size, passes}. Params this Gallery refuses are refused here too (422);
+    `known` is false, with a reason, while Studio is away. Nothing is stored."""
+    parsed = _parse(gallery, body.params)
+    if body.width is not None and body.height is not None:
+        _check_shape((body.width, body.height), parsed.size)
+    forwarded = {**body.model_dump(), "params": parsed.model_dump(mode="json")}
+    try:
+        found = await gallery.studio.estimate(forwarded)
+    except (StudioUnavailable, StudioRejected) as exc:  # away, or a Studio without estimates
+        return {"known": False, "reason": str(exc)}
+    return {**found, "known": True}
+
+
 @api.get("/paintings", responses=refusals(422))
 async def list_paintings(
     gallery: GalleryDep,
@@ -152,6 +175,24 @@ async def cancel_painting(painting_id: str, gallery: GalleryDep, visitor: Visito
     gallery.dispatcher.cancel(painting_id)
     record = gallery.catalog.get(painting_id)
     return views.painting_json(record, gallery.catalog.progress(painting_id), mine=True)
+
+
+@api.post("/paintings/{painting_id}/weights", status_code=202, responses=refusals(403, 404, 409, 422))
+async def change_weights(
+    painting_id: str, weights: LossWeights, gallery: GalleryDep, visitor: VisitorDep
+) -> JSONResponse:
+    """New loss weights for a Gatys painting that is queued or paints: it paints with them from its
+    next iteration on, a resume too. Its `weight_changes` keep the history (each change's `iteration`
+    null until the worker has painted with it). 409 once the painting has ended: nothing changes."""
+    _changeable(gallery, visitor, painting_id, "change")
+    try:
+        record = gallery.dispatcher.change_weights(painting_id, weights.changes())
+    except NotFound:
+        raise
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    body = views.painting_json(record, gallery.catalog.progress(painting_id), mine=True)
+    return JSONResponse(body, status_code=202)
 
 
 @api.post(

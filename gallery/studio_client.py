@@ -4,6 +4,8 @@
     job = await client.submit(painting_id, content_png, [style_png], params_dict)
     async for event in client.events(job["id"], last_event_id="3"): ...
     await client.cancel(job["id"])      # stop it;  await client.forget(job["id"]): and delete it there
+    await client.change_weights(job["id"], {"style_weight": 100.0})   # from its next iteration on
+    await client.estimate({"params": {...}, "width": 1200, "height": 900, "styles": 1})
 
 Every failure is one of `gallery.errors`: StudioUnavailable (connect/read errors, timeouts, 5xx:
 retry later), StudioRejected (4xx: do not retry), StudioJobGone (404 for a job). `transport` lets
@@ -86,9 +88,19 @@ class StudioClient:
         """Stop a job (it stays, cancelled); Studio's job JSON."""
         return _json(await self._call("POST", f"/v1/jobs/{job_id}/cancel"))
 
+    async def change_weights(self, job_id: str, weights: dict[str, float]) -> dict[str, Any]:
+        """New loss weights for a job (some of content_weight, style_weight, tv_weight); Studio's job JSON.
+        A job that ended is StudioRejected (409)."""
+        return _json(await self._call("POST", f"/v1/jobs/{job_id}/weights", json=weights))
+
     async def forget(self, job_id: str) -> None:
         """Stop a job if it runs and delete it and its images at Studio (the painting was deleted)."""
         await self._call("DELETE", f"/v1/jobs/{job_id}")
+
+    async def estimate(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Studio's estimate of a painting ({params, width, height, styles}): seconds (None until its
+        worker has timed itself), peak_bytes, budget_bytes, fits, largest_size, passes."""
+        return _json(await self._call("POST", "/v1/estimate", json=body, timeout=httpx.Timeout(5.0)))
 
     async def models(self) -> dict[str, Any]:
         """The generator models Studio serves: {"known": bool, "models": [{name, kind, ok, problem, ...}]}."""

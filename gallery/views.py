@@ -12,7 +12,9 @@ def painting_json(
     record: PaintingRecord, progress: list[ProgressPoint] | None = None, *, mine: bool | None = None
 ) -> dict[str, Any]:
     """A painting as the API shows it; with `progress`, its loss curve too; with `mine`, whether the
-    browser asking may change it (the page offers cancel, remix and delete only then)."""
+    browser asking may change it (the page offers cancel, remix, delete and new weights only then).
+    `weight_changes`: the loss weights changed while it painted, oldest first ({iteration, weights,
+    at}; `iteration` null until the worker paints with them); `params` holds the latest."""
     body: dict[str, Any] = {
         "id": record.id,
         "status": record.status.value,
@@ -26,6 +28,7 @@ def painting_json(
         "iteration": record.iteration,
         "iterations": record.iterations,
         "error": record.error,
+        "weight_changes": [change.to_json() for change in record.weight_changes],
     }
     if progress is not None:
         body["progress"] = [p.to_json() for p in progress]

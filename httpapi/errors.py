@@ -8,7 +8,8 @@
 
 `add_error_handlers(app)` maps these and `painting.errors` alike, for both services:
 NotFound -> 404, Forbidden -> 403, ImageTooLarge and BodyTooLarge -> 413, InvalidImage -> 415,
-BadRequest -> 422, TooManyRequests -> 429 (with Retry-After),
+BadRequest -> 422, PaintingFinished -> 409 (a change that comes after the painting ended),
+TooManyRequests -> 429 (with Retry-After),
 StorageUnavailable -> 503 (the disk or database is at fault, not the request; nothing was stored),
 each answered as `{"detail": "<message for a person>"}`. The framework's own refusals get the same
 shape: a parameter FastAPI refuses (RequestValidationError) is 422 with one sentence naming it, and
@@ -31,7 +32,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
-from painting.errors import ImageTooLarge, InvalidImage, NotFound, StorageUnavailable
+from painting.errors import ImageTooLarge, InvalidImage, NotFound, PaintingFinished, StorageUnavailable
 
 
 class RequestError(Exception):
@@ -65,6 +66,7 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (InvalidImage, 415),
     (BadRequest, 422),
     (Forbidden, 403),
+    (PaintingFinished, 409),
     (StorageUnavailable, 503),
 )
 
@@ -79,6 +81,7 @@ REFUSALS: dict[int, str] = {
     401: "No valid bearer token.",
     403: "Not allowed: only the browser that made a painting (or an operator) may change it.",
     404: "Nothing has that id.",
+    409: "The painting has ended: the change comes too late, and nothing was changed.",
     413: "The body or an image is over its cap.",
     415: "An image is not a PNG, JPEG, WEBP or HEIC we can decode.",
     422: "The request is malformed or over a limit: a missing part, bad params, a value out of range.",

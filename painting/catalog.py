@@ -18,8 +18,9 @@ may be shared too.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,9 +34,9 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from painting import db
-from painting.errors import CatalogError, CorruptRecord, NotFound, StorageUnavailable
+from painting.errors import CatalogError, CorruptRecord, NotFound, PaintingFinished, StorageUnavailable
 from painting.images import check_image_id
-from painting.params import Params
+from painting.params import Params, parse_weights, weights_of
 from painting.progress import ProgressPoint
 from painting.records import (
     FINISHED,
@@ -44,6 +45,7 @@ from painting.records import (
     PaintingRecord,
     Status,
     StyleImage,
+    WeightChange,
     check_painting_id,
     new_painting_id,
 )
@@ -51,7 +53,8 @@ from painting.records import (
 CATALOG_FILENAME = "catalog.sqlite3"
 MAX_PAGE = 500
 MAX_ERROR_CHARS = 10_000
-RemoteAction = Literal["cancel", "forget"]
+MAX_WEIGHT_CHANGES = 100  # per painting: the page's history and the marks on its loss curve stay readable
+RemoteAction = Literal["cancel", "forget", "weights"]
 REMOTE_ACTIONS: tuple[RemoteAction, ...] = get_args(RemoteAction)
 _SCOPE_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _OWNER_RE = re.compile(r"[0-9a-f]{64}")
@@ -127,6 +130,29 @@ def _statuses(statuses: Iterable[Status | str]) -> list[str]:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _weight_changes(row: db.PaintingRow) -> tuple[WeightChange, ...]:
+    """A row's history of weight changes (None: none), as records."""
+    try:
+        return tuple(
+            WeightChange(
+                iteration=change["iteration"],
+                weights={str(k): float(v) for k, v in change["weights"].items()},
+                at=datetime.fromisoformat(change["at"]),
+            )
+            for change in row.weight_changes or []
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptRecord(f"Painting {row.id} has a history of weights that cannot be read: {exc!r}") from exc
+
+
+def _same_weights(asked: Mapping[str, float], painted: Mapping[str, float]) -> bool:
+    """Whether the weights a worker reports painting with are the ones asked for (float32 may round)."""
+    return all(
+        isinstance(painted.get(name), int | float) and math.isclose(value, painted[name], rel_tol=1e-5, abs_tol=1e-12)
+        for name, value in asked.items()
+    )
 
 
 class Catalog:
@@ -313,6 +339,13 @@ class Catalog:
         with self._read() as s:
             return self._by_key(s, key)
 
+    def find_by_remote_id(self, remote_id: str) -> PaintingRecord | None:
+        """The painting whose job on the other side is `remote_id`, if any."""
+        p = db.PaintingRow
+        with self._read() as s:
+            row = s.scalars(sa.select(p).where(p.scope == self.scope, p.remote_id == remote_id)).first()
+            return None if row is None else self._records(s, [row])[0]
+
     def _by_key(self, s: Session, key: str) -> PaintingRecord | None:
         row = s.scalars(
             sa.select(db.PaintingRow).where(db.PaintingRow.scope == self.scope, db.PaintingRow.idempotency_key == key)
@@ -457,6 +490,7 @@ class Catalog:
             attempts=row.attempts,
             idempotency_key=row.idempotency_key,
             owner=row.owner,
+            weight_changes=_weight_changes(row),
         )
 
     # -- changing ------------------------------------------------------------------------------
@@ -558,6 +592,66 @@ class Catalog:
             s.execute(upsert)
             return True
 
+    def change_weights(
+        self, painting_id: str, weights: Mapping[str, float], *, forward_remote: bool = False
+    ) -> tuple[PaintingRecord, bool]:
+        """Set some of a Gatys painting's loss weights in its params (what any later run, a resume
+        too, paints with) and append the change, with all three weights after it and `iteration` None
+        (not painted with yet), to its history: one transaction. Returns the painting as it now is,
+        and whether anything changed (weights it already has change nothing and add no history).
+
+        `forward_remote`: when it changed, the painting's remote job (if any) is added to
+        `remote_actions` as "weights" in the same transaction, so the other side is told for sure.
+        Raises NotFound, PaintingFinished (it ended: nothing changes) and ValueError (a weight out of
+        Params' range, a painting by another engine, or MAX_WEIGHT_CHANGES changes already).
+        """
+        check_painting_id(painting_id)
+        changes = parse_weights(dict(weights))
+        now = _now()
+        with self._write() as s:
+            row = s.get(db.PaintingRow, painting_id, with_for_update=True)
+            if row is None or row.scope != self.scope:
+                raise NotFound("No painting with that id.")
+            record = self._record(row, [])
+            if record.finished:
+                raise PaintingFinished(f"The painting has ended ({record.status.value}): its weights stay as they are.")
+            if record.params.engine != "gatys":
+                raise ValueError(f"weights: the {record.params.engine} engine paints in one pass, without loss weights")
+            params = Params.model_validate({**row.params, **changes})
+            if weights_of(params) == weights_of(record.params):
+                return self._records(s, [row])[0], False
+            if len(record.weight_changes) >= MAX_WEIGHT_CHANGES:
+                raise ValueError(f"weights: a painting takes at most {MAX_WEIGHT_CHANGES} changes")
+            change = WeightChange(iteration=None, weights=weights_of(params), at=now)
+            row.params = params.model_dump(mode="json")
+            row.weight_changes = [c.to_json() for c in (*record.weight_changes, change)]
+            row.updated_at = now
+            if forward_remote and row.remote_id is not None:
+                self._add_remote_action(s, row.remote_id, "weights")
+            s.flush()
+            return self._records(s, [row])[0], True
+
+    def mark_weights_applied(self, painting_id: str, iteration: int, weights: Mapping[str, float]) -> bool:
+        """The worker painted `iteration` with `weights` (a progress point that carries them): every
+        change not yet painted with, up to the last one asking for these weights, took effect there
+        (two changes between iterations take effect together). Whether any did. Raises NotFound."""
+        check_painting_id(painting_id)
+        _check_count(iteration)
+        with self._write() as s:
+            row = s.get(db.PaintingRow, painting_id, with_for_update=True)
+            if row is None or row.scope != self.scope:
+                raise NotFound("No painting with that id.")
+            history = list(_weight_changes(row))
+            pending = [i for i, change in enumerate(history) if change.iteration is None]
+            matching = [i for i in pending if _same_weights(history[i].weights, weights)]
+            if not matching:
+                return False
+            for i in pending:
+                if i <= matching[-1]:
+                    history[i] = WeightChange(iteration, history[i].weights, history[i].at)
+            row.weight_changes = [c.to_json() for c in history]
+            return True
+
     def delete(self, painting_id: str, *, forget_remote: bool = False) -> bool:
         """Remove a painting and its history; return whether there was one.
 
@@ -583,8 +677,9 @@ class Catalog:
     # -- what the other side must still do ----------------------------------------------------
 
     def add_remote_action(self, remote_id: str, action: RemoteAction) -> None:
-        """Remember that the other side must `cancel` or `forget` its job `remote_id` (idempotent;
-        a forget replaces a cancel, never the other way round)."""
+        """Remember that the other side must `cancel` or `forget` its job `remote_id`, or take its
+        painting's latest loss `weights` (idempotent; a forget replaces a cancel or weights, a cancel
+        replaces weights, never the other way round; weights again mark the intent as asked anew)."""
         _checked_fields({"remote_id": remote_id})
         with self._write() as s:
             self._add_remote_action(s, remote_id, action)
@@ -596,10 +691,12 @@ class Catalog:
         row = {"scope": self.scope, "remote_id": remote_id, "action": action, "created_at": _now()}
         insert = dialect.insert(db.RemoteActionRow).values(row)
         keys = ["scope", "remote_id"]
+        r = db.RemoteActionRow
         if action == "forget":
             s.execute(insert.on_conflict_do_update(index_elements=keys, set_={"action": action}))
-        else:
-            s.execute(insert.on_conflict_do_nothing(index_elements=keys))
+        else:  # a cancel replaces weights; weights are asked anew (`remote_action`), unless a cancel or forget is due
+            set_ = {"action": action} if action == "cancel" else {"created_at": row["created_at"]}
+            s.execute(insert.on_conflict_do_update(index_elements=keys, set_=set_, where=r.action == "weights"))
 
     def remote_actions(self) -> list[tuple[str, RemoteAction]]:
         """(remote job id, action) still to confirm, oldest first."""
@@ -608,12 +705,24 @@ class Catalog:
         with self._read() as s:
             return [(remote_id, cast(RemoteAction, action)) for remote_id, action in s.execute(query)]
 
-    def remove_remote_action(self, remote_id: str, action: RemoteAction) -> None:
-        """The other side confirmed `action` (or no longer knows the job): forget the intent, unless a
-        later one (a forget after a cancel) replaced it meanwhile."""
+    def remote_action(self, remote_id: str) -> tuple[RemoteAction, datetime] | None:
+        """What the other side must still do to job `remote_id`, and when it was (last) asked; None: nothing."""
         r = db.RemoteActionRow
+        query = sa.select(r.action, r.created_at).where(r.scope == self.scope, r.remote_id == remote_id)
+        with self._read() as s:
+            found = s.execute(query).first()
+        return None if found is None else (cast(RemoteAction, found.action), found.created_at)
+
+    def remove_remote_action(self, remote_id: str, action: RemoteAction, *, asked_by: datetime | None = None) -> None:
+        """The other side confirmed `action` (or no longer knows the job): forget the intent, unless a
+        later one (a forget after a cancel) replaced it meanwhile, or, with `asked_by` (the time
+        `remote_action` gave), it was asked anew since (new weights while the last were on their way)."""
+        r = db.RemoteActionRow
+        stmt = sa.delete(r).where(r.scope == self.scope, r.remote_id == remote_id, r.action == action)
+        if asked_by is not None:
+            stmt = stmt.where(r.created_at <= asked_by)
         with self._write() as s:
-            s.execute(sa.delete(r).where(r.scope == self.scope, r.remote_id == remote_id, r.action == action))
+            s.execute(stmt)
 
     # -- images, across every scope ------------------------------------------------------------
 
@@ -663,4 +772,4 @@ class Catalog:
         return {ref.image_id for ref in self.image_references()}
 
 
-__all__ = ["CATALOG_FILENAME", "MAX_PAGE", "REMOTE_ACTIONS", "Catalog", "RemoteAction"]
+__all__ = ["CATALOG_FILENAME", "MAX_PAGE", "MAX_WEIGHT_CHANGES", "REMOTE_ACTIONS", "Catalog", "RemoteAction"]

@@ -143,12 +143,15 @@ class PaintingRow(Base):
     # Who may cancel, remix or delete it: a digest of the secret the creating browser holds (never
     # the secret itself). None for records made before owners existed, and for Studio's jobs.
     owner: Mapped[str | None] = mapped_column(String(64))
+    # The loss weights changed while it painted, oldest first: [{iteration, weights, at}] (None: never).
+    weight_changes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDocument)
 
     __table_args__ = (
         UniqueConstraint("scope", "idempotency_key"),
         Index(None, "scope", "created_at", "id"),  # newest first, per scope
         Index(None, "scope", "status"),  # unfinished work
         Index(None, "scope", "owner", "status"),  # one browser's paintings, its unfinished ones
+        Index(None, "scope", "remote_id"),  # the painting of a remote job (a change to forward to it)
     )
 
 

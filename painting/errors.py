@@ -6,6 +6,7 @@
     ├── ImageRejected (ValueError)   an image refused on the way in; never stored
     │   ├── InvalidImage             not a PNG/JPEG/WEBP we can decode: text, truncated, empty, ...
     │   └── ImageTooLarge            over the byte cap or the pixel cap (decompression bombs too)
+    ├── PaintingFinished             the painting has ended: what would change its run cannot
     ├── CatalogError                 the database cannot be used: schema too new or not migrated,
     │   └── CorruptRecord            a stored record no longer validates (e.g. its parameters)
     └── StorageUnavailable           the disk or the database refused an operation that should work:
@@ -14,7 +15,7 @@
 Messages are written to be shown to a person as they are: they say what was wrong and, where it
 helps, what the limit is. They never contain a filesystem path built from user input.
 HTTP handlers map them in one place: NotFound -> 404, ImageTooLarge -> 413, InvalidImage -> 415/422,
-StorageUnavailable -> 503.
+PaintingFinished -> 409, StorageUnavailable -> 503.
 `InvalidId` is a `NotFound` on purpose: a malformed id names nothing, and answering 404 for it
 tells a caller no more than it needs.
 """
@@ -46,6 +47,10 @@ class ImageTooLarge(ImageRejected):
     """The image is over the byte cap or the pixel cap."""
 
 
+class PaintingFinished(PaintingError):
+    """The painting is done, failed or cancelled: a change to its run (e.g. its loss weights) comes too late."""
+
+
 class CatalogError(PaintingError):
     """The painting database cannot be used as it is."""
 
@@ -68,5 +73,6 @@ __all__ = [
     "InvalidImage",
     "NotFound",
     "PaintingError",
+    "PaintingFinished",
     "StorageUnavailable",
 ]

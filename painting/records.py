@@ -1,8 +1,9 @@
 """The records of the painting catalog: plain frozen values, no database in sight.
 
-`Status` and its two sets, a painting's `PaintingRecord` with its `StyleImage`s, the
-`ImageReference`s that `fsck` and `gc` walk, and painting ids. `painting.catalog` reads and writes
-them; Gallery and Studio pass them around. The loss curve's point is `painting.progress.ProgressPoint`.
+`Status` and its two sets, a painting's `PaintingRecord` with its `StyleImage`s and the history of
+its loss weights (`WeightChange`), the `ImageReference`s that `fsck` and `gc` walk, and painting ids.
+`painting.catalog` reads and writes them; Gallery and Studio pass them around. The loss curve's point
+is `painting.progress.ProgressPoint`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,23 @@ class StyleImage:
 
 
 @dataclass(frozen=True)
+class WeightChange:
+    """One change of a painting's loss weights while it was queued or painting.
+
+    `weights` are all three after the change (content_weight, style_weight, tv_weight). `iteration` is
+    the first iteration painted with them, once the worker has said so; None until then (and for
+    good when the painting ended first).
+    """
+
+    iteration: int | None
+    weights: dict[str, float]
+    at: datetime  # aware, UTC: when it was asked for
+
+    def to_json(self) -> dict[str, object]:
+        return {"iteration": self.iteration, "weights": dict(self.weights), "at": self.at.isoformat()}
+
+
+@dataclass(frozen=True)
 class PaintingRecord:
     """A painting (Gallery) or job (Studio) as stored."""
 
@@ -70,6 +88,7 @@ class PaintingRecord:
     idempotency_key: str | None
     owner: str | None = None  # a digest of the creating browser's secret; see Catalog.create
     preview_iteration: int | None = None  # the iteration `preview_image` shows (a resume starts there)
+    weight_changes: tuple[WeightChange, ...] = ()  # oldest first; `params` holds the latest weights
 
     @property
     def finished(self) -> bool:
@@ -114,6 +133,7 @@ __all__ = [
     "PaintingRecord",
     "Status",
     "StyleImage",
+    "WeightChange",
     "check_painting_id",
     "new_painting_id",
 ]

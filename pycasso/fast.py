@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from PIL import Image
 
+from painting.estimate import draft_shape
 from painting.params import Params
 from pycasso import imaging
 from pycasso.errors import EngineNotInstalled, InvalidImage, InvalidParams
@@ -692,11 +693,15 @@ def draft_for(
 ) -> np.ndarray | None:
     """The start of a Gatys painting with `init: draft` (the default): the fast engine's painting of
     `content` at the painting's size and blend; None without a fast engine (the run then starts from
-    the photo, as `init: content`: measured slower to a given loss, never wrong)."""
+    the photo, as `init: content`: measured slower to a given loss, never wrong). A painting taller
+    than DRAFT_MAX_SIZE is drafted at that height and upscaled: a draft needs no more (its detail is
+    painted over) and the fast engine's memory grows with the pixels."""
     if fast is None:
         return None
     height, width = imaging.painting_shape(content.shape, params.size)
-    return fast.draft(imaging.resize(content, height, width), styles, params.blend_for(len(styles)))
+    draft_h, draft_w = draft_shape(height, width)
+    draft = fast.draft(imaging.resize(content, draft_h, draft_w), styles, params.blend_for(len(styles)))
+    return imaging.resize(draft, height, width)
 
 
 __all__ = ["BUILTIN_STYLES", "VARIANTS", "FastEngine", "FastResult", "Variant", "draft_for"]

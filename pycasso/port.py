@@ -6,12 +6,20 @@ list (raw PNG bytes, never base64). The `attachments` entries name each blob's r
 
     Studio -> Pycasso   paint {job, params, attachments: [content, style, ..., init?]}
                         cancel {job}          ping {n}          (stdin closed: exit cleanly)
-    Pycasso -> Studio   ready {version, backend, device, weights}
+                        weights {job, weights: {content_weight?, style_weight?, tv_weight?}}
+                        calibrate {}
+    Pycasso -> Studio   ready {version, backend, device, weights, memory: {base_bytes, device_bytes}}
                         progress {job, iterations, <a painting.progress point>, attachments?: [preview]}
                         done {job, stats, attachments: [result]}
                         error {job, code, message}     cancelled {job}     pong {n}
+                        calibrated {calibration: {...} | null, problem: str | null, interrupted: bool}
 
 An optional `init` attachment on `paint` (with `start_iteration`) resumes a run from an image.
+`weights` changes a Gatys job's loss weights: a queued job starts with them, a running one takes them
+from its next iteration on, and the first `progress` under them carries `weights` (all three).
+
+`calibrate` asks the worker to time itself (`pycasso.calibration`); it waits behind queued jobs and a
+`paint` that arrives while it runs stops it (`calibrated` then says why, with no calibration).
 
 This module must stay importable without TensorFlow: Studio uses it.
 """
@@ -29,7 +37,10 @@ HEADER = struct.Struct(">I")
 MAX_FRAME_BYTES = 128 * 1024 * 1024  # a frame larger than this is refused (and skipped)
 MAX_ATTACHMENTS = 16
 ROLES = frozenset({"content", "style", "init", "preview", "result", "builtin"})
-TYPES = frozenset({"paint", "cancel", "ping", "ready", "progress", "done", "error", "cancelled", "pong"})
+TYPES = frozenset(
+    {"paint", "cancel", "weights", "ping", "ready", "progress", "done", "error", "cancelled", "pong"}
+    | {"calibrate", "calibrated"}
+)
 
 
 class ProtocolError(Exception):
@@ -185,10 +196,14 @@ def paint(
     *,
     init: bytes | None = None,
     start_iteration: int = 0,
+    memory_budget: int | None = None,
 ) -> Message:
-    """A job for the worker. `content` is None only for a latent generator model (engine `model`)."""
+    """A job for the worker. `content` is None only for a latent generator model (engine `model`).
+    `memory_budget`: bytes of working memory one pass may use; a larger pass is painted in tiles."""
     attachments = ([("content", content)] if content is not None else []) + [("style", s) for s in styles]
     fields: dict[str, Any] = {"job": job, "params": params}
+    if memory_budget is not None:
+        fields["memory_budget"] = int(memory_budget)
     if init is not None:
         attachments.append(("init", init))
         fields["start_iteration"] = start_iteration
@@ -197,6 +212,11 @@ def paint(
 
 def cancel(job: str) -> Message:
     return Message("cancel", {"job": job})
+
+
+def weights(job: str, values: dict[str, float]) -> Message:
+    """New loss weights for a job (some of content_weight, style_weight, tv_weight)."""
+    return Message("weights", {"job": job, "weights": dict(values)})
 
 
 def ping(n: int) -> Message:
@@ -234,11 +254,23 @@ def cancelled(job: str) -> Message:
     return Message("cancelled", {"job": job})
 
 
+def calibrate() -> Message:
+    return Message("calibrate", {})
+
+
+def calibrated(calibration: dict[str, Any] | None, problem: str | None = None, *, interrupted: bool = False) -> Message:
+    """The worker's timing (`painting.estimate.Calibration.to_json()`), or None and why not
+    (`interrupted`: a job came first, ask again later)."""
+    return Message("calibrated", {"calibration": calibration, "problem": problem, "interrupted": interrupted})
+
+
 __all__ = [
     "MAX_ATTACHMENTS",
     "MAX_FRAME_BYTES",
     "Message",
     "ProtocolError",
+    "calibrate",
+    "calibrated",
     "cancel",
     "cancelled",
     "done",
@@ -252,5 +284,6 @@ __all__ = [
     "read_message",
     "ready",
     "write_frame",
+    "weights",
     "write_message",
 ]

@@ -4,9 +4,13 @@ Speaks the framed protocol of `pycasso.port`. Every engine is loaded once (`Engi
 TensorFlow, the fast engine on onnxruntime, the generator models of `--models`), then `ready` is
 sent, naming each engine and model and why any is missing; jobs run one at a time, in arrival
 order. A reader thread takes every incoming message at once, so `ping` is answered and `cancel`
-lands while a painting runs (the Gatys engine checks the cancel flag at every loss evaluation). A
+lands while a painting runs (the Gatys engine checks the cancel flag between iterations), and
+so does `weights`: a queued Gatys job starts with them, a running one takes them at its next
+iteration (the engine asks `weights_update` before each), and the first `progress` under them, like
+the first of every run, carries the weights in force. A
 malformed frame, bad parameters or an undecodable image get an `error` frame and the worker carries
-on. End of stdin stops the current job and exits with status 0.
+on. `calibrate` times the engines (`pycasso.calibration`) in the job queue's turn, and a job that
+arrives meanwhile stops it. End of stdin stops the current job and exits with status 0.
 
 stdout carries frames only: at start the real stdout is kept for the protocol and file descriptor
 1 is pointed at stderr, so a stray print (ours or a library's) can never corrupt the stream.
@@ -26,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from painting.params import Params, check_inputs, parse_params
+from painting.params import Params, check_inputs, parse_params, parse_weights
 from painting.progress import ProgressPoint
 from pycasso import port
 from pycasso.errors import Cancelled, EngineNotInstalled, InvalidParams, PycassoError
@@ -86,6 +90,7 @@ class Worker:
         self._pending: set[str] = set()  # queued, not started
         self._cancelled_pending: set[str] = set()
         self._current: str | None = None
+        self._weights: dict[str, dict[str, float]] = {}  # job (queued or running) -> weights it has yet to take
         self._cancel = threading.Event()
         self._closing = threading.Event()
 
@@ -136,6 +141,8 @@ class Worker:
             self.send(port.pong(message.get("n")))
         elif message.type == "cancel":
             self._cancel_job(message.job)
+        elif message.type == "weights":
+            self._change_weights(message)
         elif message.type == "paint":
             job = message.job
             if not job or len(job) > MAX_JOB_ID:
@@ -156,6 +163,8 @@ class Worker:
                 self.send(port.error(job, "busy", refusal))
                 return
             self._jobs.put(message)
+        elif message.type == "calibrate":
+            self._jobs.put(message)  # behind the jobs already queued
         else:
             self.send(port.error(message.job, "bad_frame", f"a worker does not accept {message.type!r}"))
 
@@ -169,6 +178,26 @@ class Worker:
                 return
         self.send(port.error(job, "unknown_job", f"no job {job!r} is queued or running"))
 
+    def _change_weights(self, message: port.Message) -> None:
+        """Keep a job's new loss weights until it takes them (at its start, or its next iteration)."""
+        job = message.job
+        try:
+            weights = parse_weights(message.get("weights"))
+        except ValueError as exc:
+            # No `job` on this error: Studio ends a job that an error names, and the painting is fine.
+            self.send(port.error(None, "bad_frame", f"weights for job {job!r:.80}: {exc}"))
+            return
+        with self._state_lock:
+            if job is not None and (job == self._current or job in self._pending):
+                self._weights.setdefault(job, {}).update(weights)  # two changes before it looks: the later wins
+                return
+        log.warning("weights for job %.80r, which is neither queued nor running here: ignored", job)
+
+    def _take_weights(self, job: str) -> dict[str, float] | None:
+        """The weights `job` has been sent since it last looked, if any."""
+        with self._state_lock:
+            return self._weights.pop(job, None)
+
     # --- the main thread ----------------------------------------------------------------------
 
     def run(self) -> int:
@@ -181,6 +210,9 @@ class Worker:
             item = self._jobs.get()
             if item is _EOF:
                 break
+            if item.type == "calibrate":
+                self._calibrate(engine)
+                continue
             with self._state_lock:
                 self._pending.discard(item.job)
                 if item.job in self._cancelled_pending or self._closing.is_set():
@@ -190,6 +222,7 @@ class Worker:
                     self._current, skip = item.job, False
                     self._cancel.clear()
             if skip:
+                self._take_weights(item.job)
                 self.send(port.cancelled(item.job))
                 continue
             try:
@@ -200,7 +233,32 @@ class Worker:
             finally:
                 with self._state_lock:
                     self._current = None
+                    self._weights.pop(item.job, None)
         return 0
+
+    def _calibrate(self, engines: Engines) -> None:
+        """Time the engines for Studio's estimates (`pycasso.calibration`) and answer `calibrated`. A job
+        comes first: one waiting, or arriving meanwhile (checked at every evaluation), stops it."""
+        from pycasso.calibration import calibrate
+
+        def job_waiting() -> bool:
+            return bool(self._pending) or self._closing.is_set()
+
+        stopped = "a job arrived first: calibrate again when idle"
+        if job_waiting():
+            self.send(port.calibrated(None, stopped, interrupted=True))
+            return
+        try:
+            result = calibrate(engines.gatys, engines.fast, should_stop=job_waiting)
+        except Cancelled:
+            self.send(port.calibrated(None, stopped, interrupted=True))
+            return
+        except Exception as exc:  # a bug, or an engine that cannot paint the example: say so, stay up
+            traceback.print_exc(file=sys.stderr)
+            self.send(port.calibrated(None, f"{type(exc).__name__}: {exc}"))
+            return
+        log.info("calibrated in %.1f s: %s", result.took_s, result.to_json())
+        self.send(port.calibrated(result.to_json()))
 
     def _paint(self, engine: Engines, message: port.Message) -> None:
         from pycasso import imaging  # light: numpy and Pillow
@@ -223,6 +281,9 @@ class Worker:
             start = message.get("start_iteration", 0) if inits else 0
             if type(start) is not int or start < 0:
                 raise PycassoError("start_iteration must be a whole number, 0 or more")
+            budget = message.get("memory_budget")
+            if budget is not None and (type(budget) is not int or budget < 0):
+                raise PycassoError("memory_budget must be a whole number of bytes, 0 or more")
             content = imaging.decode_image(contents[0], what="content image") if contents else None
             style_images = [imaging.decode_image(s, what=f"style image {i + 1}") for i, s in enumerate(styles)]
             init = imaging.decode_image(inits[0], what="init image") if inits else None
@@ -231,6 +292,11 @@ class Worker:
             self.send(port.error(job, "invalid_request" if code == "engine_error" else code, str(exc)))
             return
 
+        changed = self._take_weights(job)  # sent while it was queued: it starts with them
+        if changed and params.engine == "gatys":
+            params = Params.model_validate({**params.model_dump(), **changed})
+        elif changed:
+            log.warning("job %s: the %s engine has no loss weights; the change is ignored", job, params.engine)
         if params.engine == "fast":
             self._paint_fast(engine, job, params, content, style_images)
             return
@@ -238,7 +304,7 @@ class Worker:
             self._paint_model(engine, job, params, content)
             return
         assert content is not None, "checked above: every engine but model has a photo"
-        self._paint_gatys(engine, job, params, content, style_images, init, start)
+        self._paint_gatys(engine, job, params, content, style_images, init, start, budget)
 
     def _failed(self, job: str, exc: Exception) -> None:
         """Tell Studio an engine failed on `job`: our own errors by their code, a bug with its trace on stderr."""
@@ -281,7 +347,9 @@ class Worker:
             return
         self.send(port.done(job, stats, imaging.encode_png(image)))
 
-    def _paint_gatys(self, engines: Engines, job: str, params: Params, content, styles, init, start: int) -> None:
+    def _paint_gatys(
+        self, engines: Engines, job: str, params: Params, content, styles, init, start: int, budget: int | None = None
+    ) -> None:
         from pycasso import imaging
 
         engine = cast(Any, engines.gatys)
@@ -301,22 +369,38 @@ class Worker:
             else:
                 nan = float("nan")
                 point = ProgressPoint(0, 0, nan, nan, nan, nan, round(time.monotonic() - began, 4))
-                self.send(port.progress(job, params.iterations, point, imaging.encode_png(init)))
+                self.send(port.progress(job, params.steps, point, imaging.encode_png(init)))
                 last_preview = time.monotonic()
 
+        first = True
+        full_shape = imaging.painting_shape(content.shape, params.size)
+
         def on_iterate(it) -> None:
-            nonlocal last_preview
+            nonlocal last_preview, first
             preview = None
             now = time.monotonic()
             due = (params.preview_every and it.iteration % params.preview_every == 0) or (
                 params.preview_seconds and now - last_preview >= params.preview_seconds
             )
             if due and it.iteration < it.iterations:
-                preview = imaging.encode_png(it.image())
+                # A coarse pass's preview is sent at the painting's size: a resume starts from any
+                # preview, and the page shows every one at the same size (labelled by `size`).
+                preview = imaging.encode_png(imaging.resize(it.image(), *full_shape))
                 last_preview = now
             loss = it.loss
+            # The weights in force, on the run's first point and the first after they changed.
+            weights = dict(it.weights) if first or it.weights_changed else None
+            first = False
             point = ProgressPoint(
-                it.iteration, it.evaluations, loss.total, loss.content, loss.style, loss.tv, round(it.elapsed_s, 4)
+                it.iteration,
+                it.evaluations,
+                loss.total,
+                loss.content,
+                loss.style,
+                loss.tv,
+                round(it.elapsed_s, 4),
+                weights,
+                it.size if it.size < params.size else None,
             )
             self.send(port.progress(job, it.iterations, point, preview))
 
@@ -329,6 +413,8 @@ class Worker:
                 should_stop=self._cancel.is_set,
                 init_image=init,
                 start_iteration=start,
+                weights_update=lambda: self._take_weights(job),
+                memory_budget=budget,
             )
         except Cancelled:
             self.send(port.cancelled(job))
@@ -343,6 +429,7 @@ def _describe(engines: Engines) -> dict[str, Any]:
     import tensorflow as tf
 
     from pycasso import __version__
+    from pycasso.calibration import memory
     from pycasso.weights import weights_fingerprint
 
     gatys = cast(Any, engines.gatys)
@@ -358,9 +445,12 @@ def _describe(engines: Engines) -> dict[str, Any]:
         "version": __version__,
         "backend": backend,
         "device": gpus[0].name if gpus else "CPU",
+        "precision": gatys.precision,  # the exact engine's network arithmetic: fp32 or bf16
+        "memory_budget": gatys.memory_budget,  # bytes a pass may use before it is painted in tiles (None: any)
         "weights": weights,
         "engines": engines.status(),
         "models": engines.model_list(),
+        "memory": memory("GPU:0" if gpus else None),  # what it holds now, and its device's total
     }
 
 
@@ -374,6 +464,20 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("PYCASSO_MODELS_DIR") or None,
         help="folder of generator models (.keras, .h5, .onnx) to serve (default: $PYCASSO_MODELS_DIR)",
     )
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default=os.environ.get("PYCASSO_PRECISION") or "auto",
+        help="the exact engine's arithmetic (default: $PYCASSO_PRECISION, else auto: bf16 where the chip has it)",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=int,
+        default=int(os.environ.get("PYCASSO_MEMORY_BUDGET_BYTES") or 0) or None,
+        metavar="BYTES",
+        help="working memory one pass may use (painting.estimate.memory_bytes); a larger pass is painted in "
+        "tiles (default: $PYCASSO_MEMORY_BUDGET_BYTES, else no limit)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's warnings and errors, drop its info
 
@@ -385,9 +489,14 @@ def main(argv: list[str] | None = None) -> int:
 
     def make_engine() -> Engines:
         with native_startup_noise_held():
+            from pycasso import precision
+            from pycasso._tf import tf
             from pycasso.engine import Engine
 
-            gatys = Engine(args.weights, jit_compile=args.jit)
+            chosen, why = precision.resolve(args.precision, tf)
+            precision.apply(chosen, tf)
+            log.info("precision %s (%s)", chosen, why)
+            gatys = Engine(args.weights, jit_compile=args.jit, precision=chosen, memory_budget=args.memory_budget)
         problems = {}
         fast = None
         try:

@@ -17,6 +17,7 @@ from painting.catalog import Catalog
 from painting.fsck import start_collecting
 from painting.images import ImageStore
 from studio import routes
+from studio.estimates import Estimator
 from studio.events import JobEvents
 from studio.jobs import Jobs, start_forgetting
 from studio.metrics import StudioMetrics
@@ -40,7 +41,14 @@ def create_app(settings: StudioSettings | None = None) -> FastAPI:
             settings.data_dir / "images", max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
         )
         events = JobEvents(catalog)
-        runner = JobRunner(catalog, images, events, on_iteration_seconds=metrics.iteration_seconds.observe)
+        estimator_ref: list[Estimator] = []  # made below, once the supervisor it asks exists
+
+        def pass_budget() -> int | None:
+            return estimator_ref[0].pass_budget_bytes() if estimator_ref else None
+
+        runner = JobRunner(
+            catalog, images, events, on_iteration_seconds=metrics.iteration_seconds.observe, pass_budget=pass_budget
+        )
         supervisor = Supervisor(
             settings.worker_command,
             handler=runner,
@@ -53,20 +61,29 @@ def create_app(settings: StudioSettings | None = None) -> FastAPI:
             shutdown_timeout_s=settings.shutdown_timeout_s,
             fault_retry_s=settings.fault_retry_s,
             devices=settings.devices,
-            env={"PYCASSO_MODELS_DIR": str(settings.models_dir.resolve())} if settings.models_dir else None,
+            env={
+                "PYCASSO_PRECISION": settings.precision,
+                **({"PYCASSO_MODELS_DIR": str(settings.models_dir.resolve())} if settings.models_dir else {}),
+            },
+            calibrate=settings.calibrate,
         )
+        # Workers share the machine's memory; on GPUs, each device is shared by the workers given it.
+        sharing = -(-settings.workers // len(settings.devices)) if settings.devices else settings.workers
+        estimator = Estimator(supervisor, budget_bytes=settings.memory_budget_bytes, workers_per_device=sharing)
+        estimator_ref.append(estimator)
         jobs = Jobs(
             catalog,
             images,
             events,
             cancel_running=supervisor.cancel,
+            weights_running=supervisor.change_weights,
             engine_problem=supervisor.engine_problem,
             models=supervisor.models,
             max_styles=settings.max_styles,
-            max_size=settings.max_size,
+            estimator=estimator,
             collect_grace_s=settings.gc_grace_s,
         )
-        app.state.studio = StudioState(settings, jobs, events, images, supervisor, metrics)
+        app.state.studio = StudioState(settings, jobs, events, images, supervisor, metrics, estimator)
         metrics.watch(catalog, supervisor)
         for job_id in runner.requeue_unfinished():
             supervisor.submit(job_id)

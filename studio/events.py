@@ -2,6 +2,7 @@
 
     events = JobEvents(catalog)
     events.progress(job_id, point, iterations, preview_id)   # store the point, publish `progress`
+                                                              # (weights it carries: the change took effect)
     events.finish(job_id, Status.DONE, result_image=...)      # store the ending, publish `done`
     async for text in events.stream(job_id, after=last_event_id): ...   # SSE text
 
@@ -15,11 +16,16 @@ have an id above everything a reader has seen. Ids only grow for a reader, so "e
 Last-Event-ID" replays what was missed and nothing twice (a resumed run's repeated iterations have
 ids a reader has already seen, and are skipped), and an ending's id is above all of them. Replay reads the
 catalog, so it survives a Studio restart; live events come from in-memory subscriptions.
+
+A point that carries loss weights (the first of a run, the first after a change) marks the job's
+pending weight changes as painted from there (`Catalog.mark_weights_applied`); the catalog's curve
+keeps no weights, so a replayed point gets them back from the job's history of changes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -92,6 +98,8 @@ class JobEvents:
         """Store a point of a running job and publish it; False (nothing done) if the job is not running."""
         if not self.catalog.record_progress(job_id, point, preview_image=preview_image, only_if={Status.RUNNING}):
             return False
+        if point.weights is not None:
+            self.catalog.mark_weights_applied(job_id, point.iteration, point.weights)
         self._publish(job_id, progress_event(job_id, point, iterations, preview_image))
         return True
 
@@ -117,10 +125,13 @@ class JobEvents:
         try:
             record = self.catalog.get(job_id)
             points = self.catalog.progress(job_id)
+            changed_at = {c.iteration: c.weights for c in record.weight_changes if c.iteration is not None}
             last = after
             for i, point in enumerate(points):
                 if point.iteration > last:
                     preview = record.preview_image if i == len(points) - 1 else None
+                    if point.iteration in changed_at:
+                        point = dataclasses.replace(point, weights=changed_at[point.iteration])
                     yield progress_event(job_id, point, record.iterations, preview).encode()
                     last = point.iteration
             if self.catalog.get(job_id).finished:

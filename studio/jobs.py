@@ -4,6 +4,7 @@
     record, created = jobs.create(content_png, [style_png], params_json, idempotency_key="k")
     jobs.describe(record.id)     # the API's JSON
     jobs.cancel(record.id)       # stop it; jobs.forget(record.id): and delete it and its images
+    jobs.change_weights(record.id, {"style_weight": 100.0})   # from its next iteration on
 
 What a job does once queued is `studio.runner`'s business; its event stream is `studio.events`'.
 """
@@ -22,9 +23,17 @@ from painting.catalog import Catalog
 from painting.errors import NotFound
 from painting.fsck import SERVICE_GRACE_S, collect
 from painting.images import ImageStore, upright_size
-from painting.params import MAX_SIZE, MAX_STYLES, check_inputs, model_kind, painting_shape, parse_params
+from painting.params import (
+    MAX_STYLES,
+    check_inputs,
+    model_kind,
+    painting_shape,
+    parse_params,
+    weights_of,
+)
 from painting.progress import json_safe
 from painting.records import PaintingRecord, Status
+from studio.estimates import Estimator
 from studio.events import JobEvents
 
 log = logging.getLogger("studio.jobs")
@@ -35,7 +44,8 @@ class Jobs:
 
     `cancel_running(job_id)` asks the workers to stop a job (`Supervisor.cancel`): it answers
     "running" when a worker has it (the worker then confirms with a `cancelled` frame), anything
-    else when no worker does.
+    else when no worker does. `weights_running(job_id, weights)` likewise sends a job's new loss
+    weights to the worker painting it (`Supervisor.change_weights`).
     """
 
     def __init__(
@@ -45,20 +55,22 @@ class Jobs:
         events: JobEvents,
         *,
         cancel_running: Callable[[str], str],
+        weights_running: Callable[[str, dict[str, float]], str] = lambda job_id, weights: "unknown",
         engine_problem: Callable[[str], str | None] = lambda engine: None,
         models: Callable[[], list[dict[str, Any]] | None] = lambda: None,
         max_styles: int = MAX_STYLES,
-        max_size: int = MAX_SIZE,
+        estimator: Estimator | None = None,
         collect_grace_s: float = SERVICE_GRACE_S,
     ) -> None:
         self.catalog = catalog
         self.images = images
         self.events = events
         self.cancel_running = cancel_running
+        self.weights_running = weights_running
         self.engine_problem = engine_problem
         self.models = models
         self.max_styles = max_styles
-        self.max_size = max_size
+        self.estimator = estimator  # refuses a job over the memory budget; None: no guard
         self.collect_grace_s = collect_grace_s
 
     def create(
@@ -79,8 +91,6 @@ class Jobs:
             params = parse_params(params_text)
         except ValueError as exc:
             raise BadRequest(f"params: {exc}") from None
-        if params.size > self.max_size:
-            raise BadRequest(f"params: size: this Studio paints at most {self.max_size} px high (asked {params.size})")
         problem = self.engine_problem(params.engine)
         if problem is not None:
             raise BadRequest(f"params: engine: this Studio cannot paint with {params.engine}: {problem}")
@@ -97,6 +107,10 @@ class Jobs:
                 painting_shape(*upright, params.size)
             except ValueError as exc:
                 raise BadRequest(f"content: {exc}") from None
+        if self.estimator is not None and (content is None or upright is not None):
+            too_big = self.estimator.refusal(params, *(upright or (None, None)), styles=len(styles))
+            if too_big is not None:  # the memory budget is the guard on size (no fixed cap)
+                raise BadRequest(too_big)
         if idempotency_key is not None:
             if not 1 <= len(idempotency_key) <= 200:
                 raise BadRequest("Idempotency-Key: must be 1 to 200 characters")
@@ -129,10 +143,30 @@ class Jobs:
                 "error": record.error,
                 "attempts": record.attempts,
                 "params": record.params.model_dump(mode="json"),
+                "weight_changes": [change.to_json() for change in record.weight_changes],
                 "created_at": record.created_at.isoformat(),
                 "updated_at": record.updated_at.isoformat(),
             }
         )
+
+    def change_weights(self, job_id: str, weights: dict[str, float]) -> PaintingRecord:
+        """New loss weights for an unfinished Gatys job: stored in its params (a run that starts or
+        resumes later paints with them) and its history, then sent to the worker painting it, which
+        takes them at its next iteration. Weights it already has change nothing.
+
+        Raises NotFound, PaintingFinished (409: it ended) and BadRequest (422: out of range, an engine
+        without loss weights, too many changes).
+        """
+        try:
+            record, changed = self.catalog.change_weights(job_id, weights)
+        except NotFound:
+            raise
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        if changed:
+            sent = self.weights_running(job_id, weights_of(record.params))
+            log.info("job %s: weights %s (%s)", job_id, weights_of(record.params), sent)
+        return record
 
     def forget(self, job_id: str) -> None:
         """Stop the job if a worker paints it, then delete it and its images (those nothing else

@@ -4,9 +4,13 @@
     GET    /v1/jobs/{id}           state, iteration, last losses, preview/result image ids, error
     GET    /v1/jobs/{id}/events    Server-Sent Events; Last-Event-ID resumes
     POST   /v1/jobs/{id}/cancel    stop it (it stays, cancelled)                           -> 202 job
+    POST   /v1/jobs/{id}/weights   JSON {content_weight?, style_weight?, tv_weight?}: new loss weights
+                                   from its next iteration on (409 once it ended)          -> 202 job
     DELETE /v1/jobs/{id}           stop it if it runs, delete it and its images            -> 204
     GET    /v1/images/{id}         the image bytes
-    GET    /v1/status              capacity and load: its workers (device, job), running and queued
+    POST   /v1/estimate            JSON {params, width, height, styles}: seconds (null until a worker has
+                                   timed itself), peak memory, the budget, the largest size that fits
+    GET    /v1/status              capacity and load: its workers (device, job, timing), running and queued
     GET    /v1/metrics             Prometheus metrics: jobs, queue, workers, restarts, faults, latency
     GET    /health/live            the process is up
     GET    /health/ready           storage takes writes and a worker is up with its model loaded (503 and
@@ -33,7 +37,8 @@ from httpapi.errors import BadRequest, refusals
 from httpapi.forms import file_part, painting_form, read_form
 from httpapi.images import IMAGE_RESPONSE, image_response
 from painting.errors import NotFound
-from painting.params import BUILTIN_STYLES, MAX_STYLES, Params
+from painting.estimate import EstimateRequest
+from painting.params import BUILTIN_STYLES, MAX_STYLES, LossWeights, Params, parse_params
 from studio.state import StudioDep
 
 # One Server-Sent Event of a job's stream (keep-alive comments are not events).
@@ -140,6 +145,15 @@ async def cancel_job(job_id: str, studio: StudioDep) -> JSONResponse:
     return JSONResponse(studio.jobs.describe(job_id), status_code=202)
 
 
+@v1.post("/jobs/{job_id}/weights", status_code=202, responses=refusals(404, 409, 422))
+async def change_weights(job_id: str, weights: LossWeights, studio: StudioDep) -> JSONResponse:
+    """New loss weights for a Gatys job: a queued job starts with them, a running one takes them at its
+    next iteration. Its params keep them (a resume after a crash paints with them) and its
+    `weight_changes` the history, each change with the iteration it took effect at once known."""
+    studio.jobs.change_weights(job_id, weights.changes())
+    return JSONResponse(studio.jobs.describe(job_id), status_code=202)
+
+
 @v1.delete("/jobs/{job_id}", status_code=204, response_class=Response, responses=refusals(404, 422))
 async def forget_job(job_id: str, studio: StudioDep) -> Response:
     """Gallery deleted the painting: Studio keeps nothing of it (the record, the photo, styles, result)."""
@@ -155,8 +169,25 @@ async def get_image(image_id: str, studio: StudioDep) -> FileResponse:
 @v1.get("/status")
 async def status(studio: StudioDep) -> dict[str, Any]:
     """Capacity and load, for whoever sends this Studio work: each worker (ready, its device and
-    backend, the job it paints), how many jobs run and wait, and the largest painting it takes."""
-    return {**studio.supervisor.status(), "max_size": studio.settings.max_size}
+    backend, the memory it holds, its timing, the job it paints), how many jobs run and wait, and the
+    memory budget one painting must fit in."""
+    return {**studio.supervisor.status(), "memory_budget_bytes": studio.estimator.budget_bytes()}
+
+
+@v1.post("/estimate", responses=refusals(422))
+async def estimate(body: EstimateRequest, studio: StudioDep) -> dict[str, Any]:
+    """How long a painting would take here and how much memory it needs at its peak (the worker's own
+    included), before it is sent: `seconds` is null, with a `reason`, until a worker has timed itself
+    (seconds after it starts); `fits` says whether the memory budget takes it, `largest_size` the
+    largest params.size that fits (null: none). Nothing is stored."""
+    try:
+        params = parse_params(body.params)
+    except ValueError as exc:
+        raise BadRequest(f"params: {exc}") from None
+    try:
+        return studio.estimator.describe(params, body.width, body.height, styles=body.styles)
+    except ValueError as exc:
+        raise BadRequest(f"content: {exc}") from None
 
 
 @v1.get("/models")

@@ -43,8 +43,10 @@ class JobRunner:
         events: JobEvents,
         *,
         on_iteration_seconds: Callable[[float], None] | None = None,
+        pass_budget: Callable[[], int | None] | None = None,
     ) -> None:
         self.catalog = catalog
+        self.pass_budget = pass_budget  # bytes a worker's pass may use (the budget less the worker): above, tiles
         self.images = images
         self.events = events
         self.on_iteration_seconds = on_iteration_seconds  # told how long each iteration took
@@ -86,7 +88,8 @@ class JobRunner:
         if not self.catalog.transition(job_id, Status.RUNNING, from_=RUNNABLE, attempts=max(record.attempts, 1)):
             return None
         params = record.params.model_dump(mode="json")
-        return port.paint(job_id, params, content, styles, init=init, start_iteration=start)
+        budget = self.pass_budget() if self.pass_budget is not None else None
+        return port.paint(job_id, params, content, styles, init=init, start_iteration=start, memory_budget=budget)
 
     def on_message(self, job_id: str, message: port.Message) -> None:
         if message.type != "progress":

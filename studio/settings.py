@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from httpapi.body import DEFAULT_MAX_BODY_BYTES
 from painting.fsck import SERVICE_GRACE_S
 from painting.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from painting.params import MAX_SIZE, MAX_STYLES, MIN_SIZE
+from painting.params import MAX_STYLES
 
 
 def _default_worker_command() -> list[str]:
@@ -52,6 +52,12 @@ class StudioSettings(BaseSettings):
         None,
         description="Folder of generator models (.keras, .h5, .onnx, each with an optional .json sidecar) the "
         "workers serve for engine model; unset: none.",
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="The exact engine's arithmetic: bf16 runs its network in bfloat16 (losses in float32); "
+        "auto picks bf16 where the chip has bf16 units (it reached each measured quality sooner there), "
+        "else fp32. fp32 on a GPU also turns TensorFloat-32 off.",
     )
     max_restarts: int = Field(
         3, ge=0, description="Worker restarts allowed within restart_window_s; one more and Studio is not ready."
@@ -87,11 +93,18 @@ class StudioSettings(BaseSettings):
     max_image_bytes: int = Field(DEFAULT_MAX_BYTES, ge=1, description="Largest image file accepted.")
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="Most pixels an image may declare.")
     max_styles: int = Field(MAX_STYLES, ge=1, le=MAX_STYLES, description="Most style images per job.")
-    max_size: int = Field(
-        MAX_SIZE,
-        ge=MIN_SIZE,
-        le=MAX_SIZE,
-        description="Tallest painting (params.size, pixels) this Studio takes; lower it for a small GPU.",
+    memory_budget_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Most memory one painting may need at its peak (the worker's own included, as estimated); "
+        "a larger one is refused with the largest size that fits. Unset: half the memory of the device the "
+        "workers paint on (the GPU's as a worker reports it, else the machine's), shared between the workers "
+        "on it.",
+    )
+    calibrate: bool = Field(
+        True,
+        description="Time each worker once it is idle after starting (a few seconds, stopped by any job), so "
+        "that Studio can estimate a painting's seconds.",
     )
     keepalive_s: float = Field(15.0, gt=0, description="Seconds between SSE keep-alive comments.")
 

@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 
 from painting.fsck import write_problem
 from painting.images import ImageStore
+from studio.estimates import Estimator
 from studio.events import JobEvents
 from studio.jobs import Jobs
 from studio.metrics import StudioMetrics
@@ -27,6 +28,7 @@ class StudioState:
     images: ImageStore
     supervisor: Supervisor
     metrics: StudioMetrics
+    estimator: Estimator
 
     def readiness(self) -> str | None:
         """Why Studio cannot take work now (None: it can): storage must take writes, and a worker

@@ -4,6 +4,7 @@
     await supervisor.start()
     supervisor.submit(job_id)            # FIFO; one job at a time per worker
     supervisor.cancel(job_id)            # "queued" (dropped here), "running" (sent on) or "unknown"
+    supervisor.change_weights(job_id, w) # "running" (sent on to its worker), "queued" or "unknown"
     supervisor.ready, supervisor.not_ready_reason
     await supervisor.stop()              # close stdin, wait, then kill; never a zombie
 
@@ -13,6 +14,8 @@ shared queue while reading the worker's messages. A thread per process blocks in
 blocks on a pipe. A worker that dies is restarted; more than `max_restarts` in `restart_window_s`
 stops the restarts and the supervisor reports not-ready with the reason. A ready worker is pinged
 every `ping_interval_s`; one that has not answered within `ping_timeout_s` is killed as hung.
+Once a worker is idle after starting, it is asked to time itself (`calibrate`; `calibration()` then
+serves Studio's estimates): a job that arrives meanwhile stops that, and it is asked again when idle.
 
 What a message means for a job is the handler's business (`studio.runner.JobRunner`): the
 supervisor only asks it for a job's `paint` message, hands it the job's messages, and tells it when
@@ -43,6 +46,7 @@ from typing import Any, Protocol, TypeVar
 
 from httpapi.logs import about
 from painting.errors import StorageUnavailable
+from painting.estimate import Calibration
 from pycasso import port
 from studio.errors import WorkerCrashed
 
@@ -84,8 +88,10 @@ class Supervisor:
         devices: Sequence[str] = (),
         cpu_count: int | None = None,
         env: Mapping[str, str] | None = None,
+        calibrate: bool = True,
     ) -> None:
         self.command = list(command)
+        self.calibrate = calibrate  # ask each worker to time itself once it is idle (for estimates)
         self.devices = tuple(devices)
         self.env = dict(env or {})  # for every worker, e.g. PYCASSO_MODELS_DIR
         self.cpu_count = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
@@ -183,6 +189,25 @@ class Supervisor:
                 return [m for m in models if isinstance(m, dict)]
         return None
 
+    def calibration(self) -> Calibration | None:
+        """The timing to estimate with: the slowest calibrated worker's (a job may land on any of
+        them); None until one has measured itself."""
+        known = [slot.calibration for slot in self._slots if slot.calibration is not None]
+        return max(known, key=lambda c: c.evaluation_seconds(400 * 533), default=None)
+
+    def calibration_problem(self) -> str | None:
+        """Why no worker could time itself, when one said so."""
+        return next((slot.calibration_problem for slot in self._slots if slot.calibration_problem), None)
+
+    def worker_memory(self) -> tuple[int | None, int | None]:
+        """(the most any worker held when ready, the least memory of any worker's device), in bytes;
+        None for what no worker has said."""
+        said = [slot.said.get("memory") for slot in self._slots]
+        reports = [m for m in said if isinstance(m, dict)]
+        bases = [m["base_bytes"] for m in reports if isinstance(m.get("base_bytes"), int)]
+        devices = [m["device_bytes"] for m in reports if isinstance(m.get("device_bytes"), int)]
+        return max(bases, default=None), min(devices, default=None)
+
     def storage_works(self) -> None:
         """Storage was just seen to work (a delivery, or the readiness probe): clear the fault,
         unless an ending still waits to be stored."""
@@ -211,6 +236,15 @@ class Supervisor:
                 slot.send_soon(port.cancel(job_id))
                 return "running"
         return "unknown"
+
+    def change_weights(self, job_id: str, weights: dict[str, float]) -> str:
+        """Send a job's new loss weights to the worker painting it: 'running'. Else 'queued' or
+        'unknown', and nothing is sent: a job reads its params when it starts."""
+        for slot in self._slots:
+            if slot.current == job_id:
+                slot.send_soon(port.weights(job_id, weights))
+                return "running"
+        return "queued" if job_id in self._queue else "unknown"
 
     async def stop(self) -> None:
         """Close every worker's stdin, wait up to `shutdown_timeout_s`, then kill; reap them all.
@@ -294,6 +328,9 @@ class _Slot:
         self.current: str | None = None
         self.said: dict[str, object] = {}  # its `ready` message: version, backend, device, weights
         self.builtin_sheet: bytes | None = None  # the fast engine's built-in styles, one PNG strip
+        self.calibration: Calibration | None = None  # its timing, kept across restarts (the same device)
+        self.calibration_problem: str | None = None  # why it has none, when it said
+        self._calibrating = False  # a `calibrate` is out, not answered yet
         self._inbox: asyncio.Queue = asyncio.Queue()
         self._write_lock = asyncio.Lock()
         self._restarts: collections.deque[float] = collections.deque()
@@ -311,6 +348,8 @@ class _Slot:
             "job": self.current,
             **self.said,
             "failure": self.failure,
+            "calibration": self.calibration.to_json() if self.calibration is not None else None,
+            "calibration_problem": self.calibration_problem,
         }
 
     # --- the slot's life ----------------------------------------------------------------------
@@ -353,6 +392,7 @@ class _Slot:
                 if self.current is None and (job := self.sup._take()) is not None:
                     await self._start_job(job)
                     continue
+                await self._calibrate_when_idle()
                 kind, message = await self._inbox.get()
                 if kind == "eof":
                     why = self._kill_reason or message or "the worker closed its output"
@@ -364,6 +404,9 @@ class _Slot:
 
     def _start_process(self) -> None:
         self._inbox = asyncio.Queue()
+        if self._calibrating:  # the last process died while timing itself: never ask again (no crash loop)
+            self.calibration_problem = "the worker died while timing itself"
+        self._calibrating = False
         self._pong_due = None
         self._kill_reason = None
         try:
@@ -425,9 +468,31 @@ class _Slot:
             )
         await self._send(message)
 
+    async def _calibrate_when_idle(self) -> None:
+        """Ask an idle worker to time itself, once (again after a job interrupted it), unless it has."""
+        wanted = self.sup.calibrate and self.calibration is None and self.calibration_problem is None
+        if wanted and not self._calibrating and self.current is None and not self.sup._queue:
+            self._calibrating = True
+            await self._send(port.calibrate())
+
+    def _calibrated(self, message: port.Message) -> None:
+        self._calibrating = False
+        if message.get("interrupted"):
+            return  # a job came first: asked again when idle
+        try:
+            self.calibration = Calibration.from_json(message.get("calibration"))
+        except ValueError as exc:
+            self.calibration_problem = str(message.get("problem") or exc)[:500]
+            log.warning("worker %d could not time itself: %s", self.index, self.calibration_problem)
+            return
+        log.info("worker %d timed itself in %.1f s", self.index, self.calibration.took_s)
+
     def _handle(self, message: port.Message) -> None:
         if message.type == "pong":
             self._pong_due = None
+            return
+        if message.type == "calibrated":
+            self._calibrated(message)
             return
         if message.job is None or message.job != self.current:
             if message.type == "error":

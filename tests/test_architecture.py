@@ -18,7 +18,7 @@ PACKAGES = ("painting", "pycasso", "studio", "gallery", "httpapi", "deep_paintin
 # dispatcher: it starts every service, so it may import them all (each only when its command runs).
 ALLOWED: dict[str, set[str]] = {
     "painting": set(),
-    "pycasso": {"painting.params", "painting.images", "painting.errors", "painting.progress"},
+    "pycasso": {"painting.params", "painting.images", "painting.errors", "painting.progress", "painting.estimate"},
     "httpapi": {"painting.errors", "painting.images"},
     "studio": {"painting.*", "pycasso.port", "httpapi.*"},
     "gallery": {"painting.*", "httpapi.*"},

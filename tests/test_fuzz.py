@@ -192,8 +192,9 @@ def make_job(client: Any) -> dict[str, str]:
 
 
 def test_gallery_answers_every_request_as_its_document_says(gallery_api: Any) -> None:
-    assert fuzz(gallery_api, ready="/health/ready", make=make_painting) == 11
+    assert fuzz(gallery_api, ready="/health/ready", make=make_painting) == 13  # + weights, estimate
 
 
 def test_studio_answers_every_request_as_its_document_says(studio_api: Any) -> None:
-    assert fuzz(studio_api, ready="/health/ready", make=make_job, Authorization=f"Bearer {TOKEN}") == 12
+    # 12, + POST /v1/jobs/{id}/weights, + POST /v1/estimate
+    assert fuzz(studio_api, ready="/health/ready", make=make_job, Authorization=f"Bearer {TOKEN}") == 14

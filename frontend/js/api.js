@@ -53,6 +53,10 @@ export const api = {
   models: () => request("/api/models"),
   /** The fast engine's ready-made styles: {known, count, tile: [w, h], sheet: a PNG strip's URL | null, reason?}. */
   styles: () => request("/api/styles"),
+  /** Studio's estimate before Paint ({params, width, height, styles}): {known, seconds, peak_bytes, fits, largest_size, ...}. */
+  estimate: (body) => request("/api/estimate", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  }),
   /** A new painting. `content` may be null (a latent model paints from a seed) and `styles` empty
    * (no model takes styles): the parts left out are not sent at all. */
   create(content, styles, params) {
@@ -66,5 +70,9 @@ export const api = {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ params }),
   }),
   cancel: (id) => request(`/api/paintings/${encodeURIComponent(id)}/cancel`, { method: "POST" }),
+  /** New loss weights ({content_weight, style_weight, tv_weight}, any of them) while it is queued or paints. */
+  weights: (id, weights) => request(`/api/paintings/${encodeURIComponent(id)}/weights`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(weights),
+  }),
   remove: (id) => request(`/api/paintings/${encodeURIComponent(id)}`, { method: "DELETE" }),
 };

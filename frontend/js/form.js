@@ -459,6 +459,7 @@ export class PaintForm {
     this.showBuiltins();
     const button = this.$("paint-button");
     if (!button.classList.contains("working")) button.textContent = this.buttonText();
+    this.root.dispatchEvent(new Event("inputs-changed")); // for the estimate beside Paint
   }
 
   buttonText() {
@@ -541,6 +542,7 @@ export class PaintForm {
     this.$("style-thumbs").replaceChildren(...this.styles.map((file, i) => thumb(file, () => this.styles.splice(i, 1))));
     this.$("content-drop").classList.toggle("filled", Boolean(this.content));
     this.$("style-drop").classList.toggle("filled", this.styles.length > 0);
+    this.root.dispatchEvent(new Event("inputs-changed")); // for the estimate beside Paint
   }
 
   /** Prefill from `painting` and paint again with its images (the remix endpoint). */

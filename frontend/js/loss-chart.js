@@ -1,4 +1,5 @@
-// The loss curve on a <canvas>: total and each term against the iteration, log-scaled.
+// The loss curve on a <canvas>: total and each term against the iteration, log-scaled, with a dashed
+// vertical mark where the loss weights were changed while it painted (the objective changed there).
 
 export const SERIES = [
   { key: "total", label: "Total", colour: "#1f2937" },
@@ -7,8 +8,11 @@ export const SERIES = [
   { key: "tv", label: "Smoothness", colour: "#0f9d58" },
 ];
 
-/** Draw `points` ([{iteration, loss: {total, content, style, tv}}], sorted) for a run of `iterations`. */
-export function drawLossChart(canvas, points, iterations) {
+export const MARK_COLOUR = "#7c3aed";
+
+/** Draw `points` ([{iteration, loss: {total, content, style, tv}}], sorted) for a run of `iterations`,
+ * and `marks` ([{iteration, label}]): the weight changes, each at the first iteration under them. */
+export function drawLossChart(canvas, points, iterations, marks = []) {
   const ratio = window.devicePixelRatio || 1;
   const width = canvas.clientWidth || canvas.width;
   const height = canvas.clientHeight || canvas.height;
@@ -52,6 +56,26 @@ export function drawLossChart(canvas, points, iterations) {
   const maxLabel = `${maxX}`;
   ctx.fillText(maxLabel, pad.left + plotW - ctx.measureText(maxLabel).width, height - 6);
   ctx.fillText("iteration", pad.left + plotW / 2 - 24, height - 6);
+
+  // The weight changes, under the curves: a dashed line at each, its label beside the top.
+  ctx.save();
+  ctx.strokeStyle = MARK_COLOUR;
+  ctx.fillStyle = MARK_COLOUR;
+  ctx.lineWidth = 1.2;
+  ctx.setLineDash([4, 3]);
+  for (const mark of marks) {
+    if (!(mark.iteration > 0) || mark.iteration > maxX) continue;
+    const xx = Math.round(x(mark.iteration)) + 0.5;
+    ctx.beginPath();
+    ctx.moveTo(xx, pad.top);
+    ctx.lineTo(xx, pad.top + plotH);
+    ctx.stroke();
+    const text = mark.label || "";
+    const room = pad.left + plotW - xx - 4;
+    if (text && room > 30) ctx.fillText(text.length * 6 > room ? `${text.slice(0, Math.floor(room / 6))}…` : text, xx + 3, pad.top + 11);
+  }
+  ctx.restore();
+  canvas.dataset.marks = marks.map((m) => m.iteration).join(" "); // what is drawn, for people and tests alike
 
   let legendX = pad.left;
   for (const s of SERIES) {

@@ -2,6 +2,7 @@
 // Truth comes from HTTP snapshots (on load and on every WebSocket (re)connect); events keep it fresh.
 
 import { api } from "./api.js";
+import { EstimateLine } from "./estimate.js";
 import { PaintForm } from "./form.js";
 import { FINISHED, title } from "./format.js";
 import { GalleryView } from "./gallery.js";
@@ -37,6 +38,9 @@ const viewer = new PaintingView($("viewer"), {
   },
   remix(painting) {
     form.startRemix(painting, title(painting));
+  },
+  async weights(painting, weights) {
+    merge(await api.weights(painting.id, weights)); // errors: the weights panel says them
   },
   async remove(painting) {
     if (!confirm(`Delete ${title(painting)}? This cannot be undone.`)) return;
@@ -165,6 +169,8 @@ function onEvent(event) {
       if (viewer.id === event.id) {
         viewer.addPoint({ iteration: event.iteration, loss: event.loss, elapsed_s: event.elapsed_s });
       }
+      // The first point under new weights: the change now has its iteration (and its mark on the chart).
+      if (event.weights && (known.weight_changes || []).some((c) => c.iteration == null)) refresh(event.id);
       const update = { id: event.id, iteration: event.iteration, status: FINISHED.has(known.status) ? known.status : "running", error: null };
       if (event.iterations) update.iterations = event.iterations;
       if (event.preview_image) update.preview_image = event.preview_image;
@@ -182,6 +188,9 @@ function onEvent(event) {
       break;
     case "painting.cancelled":
       if (known) merge({ id: event.id, status: "cancelled" });
+      break;
+    case "painting.weights":
+      if (known) merge({ id: event.id, params: event.params, weight_changes: event.weight_changes });
       break;
     case "painting.waiting":
       if (known && !FINISHED.has(known.status)) merge({ id: event.id, status: "waiting_for_studio", error: event.reason });
@@ -252,6 +261,7 @@ async function start() {
   try {
     form.build(await api.schema());
     form.refreshModels(); // in the background: the model choice is ready when someone picks it
+    new EstimateLine($("paint-estimate"), form, api.estimate).soon();
   } catch (error) {
     showError(`Could not load the painting settings: ${error.message}`);
   }

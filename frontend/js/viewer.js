@@ -4,12 +4,16 @@
 // A painting of one step (fast engine, generator model) has no iterations and no loss: it says how
 // it was made instead ("Fast engine · 0.4 s"), and a latent model's painting has no photo. A painting
 // of the fast engine's ready-made styles shows them as their thumbnails, and its parameters by number.
+// While a Gatys painting is queued or paints, its owner may change its loss weights (weights.js); the
+// chart marks each change at the iteration it took effect, and the parameters list their history.
 
 import { imageUrl } from "./api.js";
 import { chosenBuiltins, describeBuiltins, equalBlend, showBuiltinTile } from "./builtins.js";
 import { LatestImage } from "./image-loader.js";
 import { drawLossChart } from "./loss-chart.js";
 import { FINISHED, STATUS_TEXT, duration, fraction, madeWith, oneStep, seconds, title, tookSeconds } from "./format.js";
+import { WeightsPanel, changeMarks, describeChange } from "./weights.js";
+import { passAt, passMarks, workDone } from "./passes.js";
 
 /** A thumbnail of the inputs block: `content` (an image, or a ready-made style's tile) over its caption. */
 function figure(content, label, className = "input-thumb") {
@@ -27,7 +31,7 @@ export class PaintingView {
   /** @param {object} options  loadStyles(): a promise of GET /api/styles's answer (the ready-made styles' strip) */
   constructor(root, actions, { loadStyles } = {}) {
     this.root = root;
-    this.actions = actions; // {cancel, remix, remove, close}
+    this.actions = actions; // {cancel, remix, remove, close, weights(painting, weights) -> a promise}
     this.loadStyles = loadStyles;
     this.builtins = null; // a promise of GET /api/styles's answer, kept once it knows the strip
     this.$ = (id) => root.querySelector(`#${id}`);
@@ -38,6 +42,7 @@ export class PaintingView {
     this.$("cancel-button").addEventListener("click", () => actions.cancel(this.painting));
     this.$("remix-button").addEventListener("click", () => actions.remix(this.painting));
     this.$("delete-button").addEventListener("click", () => actions.remove(this.painting));
+    this.weights = new WeightsPanel(this.$("weights-form"), (weights) => actions.weights(this.painting, weights));
     window.addEventListener("resize", () => this.painting && this.drawChart());
   }
 
@@ -68,7 +73,9 @@ export class PaintingView {
   /** Apply the latest summary of the open painting (from an event or the list). */
   update(summary) {
     if (!this.painting || summary.id !== this.id) return;
+    const params = this.painting.params;
     Object.assign(this.painting, summary);
+    if (summary.params && JSON.stringify(summary.params) !== JSON.stringify(params)) this.renderParams();
     this.render();
   }
 
@@ -80,16 +87,7 @@ export class PaintingView {
   renderStatic() {
     const p = this.painting;
     this.$("viewer-title").textContent = title(p);
-    const params = this.$("viewer-params");
-    params.replaceChildren();
-    for (const [name, value] of Object.entries(p.params || {})) {
-      const dt = document.createElement("dt");
-      dt.textContent = name.replace(/_/g, " ");
-      const dd = document.createElement("dd");
-      dd.textContent = name === "builtin_styles" && Array.isArray(value) ? describeBuiltins(value)
-        : value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
-      params.append(dt, dd);
-    }
+    this.renderParams();
     const inputs = [
       ...(p.content_image != null ? [[p.content_image, "Photo"]] : []),
       ...p.styles.map((s, i) => [s.image_id, `Style ${i + 1} (weight ${s.weight})`]),
@@ -113,6 +111,40 @@ export class PaintingView {
       return figure(img, label);
     }), ...tiles.map((t) => t.figure));
     if (tiles.length) this.showBuiltinTiles(p.id, tiles);
+  }
+
+  /** The parameters the painting has now (its latest weights among them). */
+  renderParams() {
+    const p = this.painting;
+    const params = this.$("viewer-params");
+    params.replaceChildren();
+    for (const [name, value] of Object.entries(p.params || {})) {
+      const dt = document.createElement("dt");
+      dt.textContent = name.replace(/_/g, " ");
+      const dd = document.createElement("dd");
+      dd.textContent = name === "builtin_styles" && Array.isArray(value) ? describeBuiltins(value)
+        : value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
+      params.append(dt, dd);
+    }
+  }
+
+  /** The history of weight changes, oldest first, under the parameters (hidden when there is none). */
+  renderWeightHistory() {
+    const p = this.painting;
+    const changes = p.weight_changes || [];
+    const list = this.$("viewer-weight-history");
+    this.$("viewer-weight-history-block").hidden = !changes.length;
+    const key = JSON.stringify([changes, p.status]);
+    if (list.dataset.key === key) return; // render() runs at every point: rebuild only what changed
+    list.dataset.key = key;
+    let before = null; // the first change shows all three weights, each later one what it changed
+    list.replaceChildren(...changes.map((change) => {
+      const item = document.createElement("li");
+      item.textContent = describeChange(change, before, FINISHED.has(p.status));
+      item.dataset.applied = String(change.iteration != null);
+      before = change.weights;
+      return item;
+    }));
   }
 
   /** Paint the ready-made styles' tiles from their strip, once GET /api/styles has answered (asked once,
@@ -163,7 +195,9 @@ export class PaintingView {
     this.$("viewer-elapsed").textContent = elapsed != null && !single ? `Elapsed ${duration(elapsed)}` : "";
     let eta = "";
     if (p.status === "running" && last && last.iteration > 0 && elapsed != null) {
-      eta = `About ${duration((elapsed / last.iteration) * Math.max(0, n - last.iteration))} left`;
+      // Coarse passes are cheap: the time left follows the work left, not the iterations left.
+      const done = (p.params.engine || "gatys") === "gatys" ? workDone(p.params, last.iteration) : last.iteration / n;
+      if (done > 0) eta = `About ${duration((elapsed * (1 - done)) / done)} left`;
     } else if (p.status === "queued") {
       eta = "Waiting for its turn";
     } else if (p.status === "waiting_for_studio") {
@@ -190,6 +224,9 @@ export class PaintingView {
     this.$("cancel-button").hidden = !mine || FINISHED.has(p.status);
     this.$("remix-button").hidden = !mine;
     this.$("delete-button").hidden = !mine;
+    const gatys = (p.params.engine || "gatys") === "gatys";
+    this.weights.show(p, mine && gatys && !FINISHED.has(p.status));
+    this.renderWeightHistory();
     this.drawChart(points);
   }
 
@@ -199,6 +236,8 @@ export class PaintingView {
     const draft = p.params.init === "draft" && p.preview_image
       && (p.preview_image === p.draft_preview || (p.draft_preview === undefined && iteration === 0));
     if (draft) return DRAFT_TEXT;
+    const pass = p.params.coarse_passes && p.preview_image ? passAt(p.params, iteration) : null;
+    if (pass && pass.size < p.params.size) return `Coarse pass: painted at ${pass.size} px, shown enlarged`;
     // Queued or waiting for Studio: the line beside the image says so already.
     return !shown && p.status === "running" ? "Painting…" : "";
   }
@@ -210,6 +249,7 @@ export class PaintingView {
     // A one-step painting has no loss curve: no empty chart for it.
     const losses = points.some((point) => point.loss && Number.isFinite(point.loss.total));
     canvas.hidden = !losses && (n <= 1 || oneStep(p));
-    if (!canvas.hidden) drawLossChart(canvas, points, n);
+    const marks = [...passMarks(p.params), ...changeMarks(p.weight_changes)];
+    if (!canvas.hidden) drawLossChart(canvas, points, n, marks);
   }
 }

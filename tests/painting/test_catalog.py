@@ -312,3 +312,91 @@ def test_only_a_model_painting_may_go_without_a_photo_and_it_takes_no_styles(cat
     with pytest.raises(ValueError, match="takes no style images"):
         catalog.create(params=Params(engine="model", model="v"), content_image=None, style_images=[style])
     assert catalog.count() == 0
+
+
+# -- loss weights changed while a painting runs --------------------------------------------------
+
+ASKED = {"content_weight": 1.0, "style_weight": 100.0, "tv_weight": 0.1}
+
+
+def test_new_weights_change_the_params_and_are_kept_in_the_history(catalog: Catalog) -> None:
+    rec = make(catalog)
+    changed, did = catalog.change_weights(rec.id, {"style_weight": 100})
+    assert did and changed.params.style_weight == 100.0 and changed.params.iterations == rec.params.iterations
+    assert [(c.iteration, c.weights) for c in changed.weight_changes] == [(None, ASKED)]
+    again = catalog.get(rec.id)  # stored: what a resume reads
+    assert again.params == changed.params and again.weight_changes == changed.weight_changes
+    assert again.weight_changes[0].at.tzinfo is not None
+    same, did = catalog.change_weights(rec.id, {"style_weight": 100.0})  # what it has already: no change
+    assert not did and len(same.weight_changes) == 1
+
+
+def test_weights_out_of_range_or_for_another_engine_or_a_finished_painting_change_nothing(catalog: Catalog) -> None:
+    from painting.errors import PaintingFinished
+
+    rec = make(catalog)
+    for bad in ({"tv_weight": -1}, {"size": 64}, {}, {"style_weight": float("nan")}, {"style_weight": True}):
+        with pytest.raises(ValueError):
+            catalog.change_weights(rec.id, bad)
+    fast = make(catalog, params=Params(engine="fast"))
+    with pytest.raises(ValueError, match="fast engine"):
+        catalog.change_weights(fast.id, {"style_weight": 3})
+    catalog.transition(rec.id, Status.DONE)
+    with pytest.raises(PaintingFinished, match="has ended"):
+        catalog.change_weights(rec.id, {"style_weight": 3})
+    with pytest.raises(NotFound):
+        catalog.change_weights(new_painting_id(), {"style_weight": 3})
+    assert catalog.get(rec.id).params == rec.params and catalog.get(rec.id).weight_changes == ()
+
+
+def test_a_change_is_marked_at_the_iteration_first_painted_with_it(catalog: Catalog) -> None:
+    rec = make(catalog)
+    catalog.change_weights(rec.id, {"style_weight": 100})
+    catalog.change_weights(rec.id, {"tv_weight": 1})
+    latest = {**ASKED, "tv_weight": 1.0}
+    assert not catalog.mark_weights_applied(rec.id, 3, {**ASKED, "style_weight": 5.0})  # neither asked for these
+    # The worker rounds through float32: close enough is the same.
+    assert catalog.mark_weights_applied(rec.id, 4, {**ASKED, "tv_weight": 0.10000000149})
+    assert [c.iteration for c in catalog.get(rec.id).weight_changes] == [4, None]
+    assert catalog.mark_weights_applied(rec.id, 9, latest)
+    assert not catalog.mark_weights_applied(rec.id, 12, latest)  # nothing left to mark
+    assert [c.iteration for c in catalog.get(rec.id).weight_changes] == [4, 9]
+    # Two changes the worker took together (the later won) both took effect at the same iteration.
+    catalog.change_weights(rec.id, {"content_weight": 2})
+    catalog.change_weights(rec.id, {"content_weight": 3})
+    assert catalog.mark_weights_applied(rec.id, 15, {**latest, "content_weight": 3.0})
+    assert [c.iteration for c in catalog.get(rec.id).weight_changes] == [4, 9, 15, 15]
+
+
+def test_a_forwarded_change_is_an_intent_that_cancel_and_forget_replace(catalog: Catalog) -> None:
+    rec = make(catalog, remote_id="job-w")
+    catalog.change_weights(rec.id, {"style_weight": 20}, forward_remote=True)
+    action, asked = catalog.remote_action("job-w") or ("none", None)
+    assert action == "weights" and asked is not None
+    assert catalog.find_by_remote_id("job-w") == catalog.get(rec.id)
+    assert catalog.find_by_remote_id("job-none") is None
+    # Asked anew while the last weights were on their way: confirming those leaves the new intent.
+    catalog.change_weights(rec.id, {"style_weight": 30}, forward_remote=True)
+    catalog.remove_remote_action("job-w", "weights", asked_by=asked)
+    again = catalog.remote_action("job-w")
+    assert again is not None and again[1] > asked
+    catalog.remove_remote_action("job-w", "weights", asked_by=again[1])
+    assert catalog.remote_action("job-w") is None
+    # A cancel replaces weights; weights never replace a cancel.
+    catalog.add_remote_action("job-w", "weights")
+    catalog.add_remote_action("job-w", "cancel")
+    catalog.add_remote_action("job-w", "weights")
+    assert catalog.remote_actions() == [("job-w", "cancel")]
+    catalog.add_remote_action("job-w", "forget")
+    assert catalog.remote_actions() == [("job-w", "forget")]
+
+
+def test_a_painting_takes_a_bounded_number_of_changes(catalog: Catalog) -> None:
+    from painting.catalog import MAX_WEIGHT_CHANGES
+
+    rec = make(catalog)
+    for i in range(MAX_WEIGHT_CHANGES):
+        catalog.change_weights(rec.id, {"style_weight": float(i + 1)})
+    with pytest.raises(ValueError, match=f"at most {MAX_WEIGHT_CHANGES} changes"):
+        catalog.change_weights(rec.id, {"style_weight": 0.5})
+    assert catalog.get(rec.id).params.style_weight == MAX_WEIGHT_CHANGES

@@ -19,7 +19,7 @@ def test_every_field_has_a_description_default_and_the_schema_shows_ranges():
         assert prop.get("description"), name
         assert "default" in prop, name
     assert schema["properties"]["size"]["minimum"] == 32
-    assert schema["properties"]["size"]["maximum"] == 2048
+    assert schema["properties"]["size"]["maximum"] == 4096
 
 
 @pytest.mark.parametrize(
@@ -127,3 +127,27 @@ def test_built_in_styles_take_one_weight_each_and_replace_style_images():
         parse_params({"engine": "fast", "builtin_styles": [1.0]})
     with pytest.raises(ValueError, match="at least one above 0"):
         parse_params({"engine": "fast", "builtin_styles": [0.0] * 26})
+
+
+def test_a_change_of_weights_is_checked_like_the_params_and_names_the_field():
+    from painting.params import WEIGHT_FIELDS, LossWeights, parse_weights, weights_of
+
+    assert parse_weights({"style_weight": 100}) == {"style_weight": 100.0}
+    assert parse_weights({"tv_weight": 0, "content_weight": None}) == {"tv_weight": 0.0}  # null: unchanged
+    for bad, words in (
+        ({}, "at least one of"),
+        ({"tv_weight": -1}, "tv_weight"),
+        ({"style_weight": 1e7}, "style_weight"),
+        ({"style_weight": "10"}, "style_weight"),
+        ({"style_weight": float("nan")}, "style_weight"),
+        ({"size": 64}, "size"),
+        ([1.0], "must be an object"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            parse_weights(bad)
+    # The change's schema gives each weight the range Params gives it (the page and the API docs show it).
+    ours, theirs = LossWeights.model_json_schema()["properties"], Params.model_json_schema()["properties"]
+    for name in WEIGHT_FIELDS:
+        number = next(s for s in ours[name]["anyOf"] if s.get("type") == "number")
+        assert (number["minimum"], number["maximum"]) == (theirs[name]["minimum"], theirs[name]["maximum"])
+    assert weights_of(Params(style_weight=3)) == {"content_weight": 1.0, "style_weight": 3.0, "tv_weight": 0.1}

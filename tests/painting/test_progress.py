@@ -68,3 +68,16 @@ def test_json_safe_replaces_every_non_finite_float_at_any_depth():
         "b": {"c": None},
         "d": "nan",
     }
+
+
+def test_a_point_may_carry_the_weights_in_force_and_one_without_reads_and_writes_as_before():
+    plain = ProgressPoint(3, 4, 9.0, 1.0, 7.0, 1.0, 0.5)
+    assert "weights" not in plain.to_json() and ProgressPoint.from_json(plain.to_json()) == plain
+    weights = {"content_weight": 1.0, "style_weight": 100.0, "tv_weight": 0.1}
+    marked = ProgressPoint(3, 4, 9.0, 1.0, 7.0, 1.0, 0.5, weights)
+    text = json.dumps(marked.to_json())
+    assert json.loads(text)["weights"] == weights
+    assert ProgressPoint.from_json(json.loads(text)) == marked
+    for bad in ({}, [1.0], {"style_weight": "high"}, {"style_weight": None}):
+        with pytest.raises(ValueError, match="weights"):
+            ProgressPoint.from_json({**plain.to_json(), "weights": bad})

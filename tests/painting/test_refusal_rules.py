@@ -18,7 +18,7 @@ from support import phone_photo, png
     [
         (400, 300, 48, (48, 64)),
         (32, 400, 400, (400, 32)),  # exactly MIN_SIZE wide
-        (4096, 2048, 2048, (2048, MAX_WIDTH)),  # exactly MAX_WIDTH wide
+        (8192, 4096, 4096, (4096, MAX_WIDTH)),  # exactly MAX_WIDTH wide
     ],
 )
 def test_a_paintable_photo_gets_its_shape(width, height, size, shape):
@@ -32,7 +32,7 @@ def test_a_paintable_photo_gets_its_shape(width, height, size, shape):
         (2000, 10, 64, "2000×10 photo painted 64 px tall would be 12800 px wide"),
         (10, 2000, 48, "would be 1 px wide"),
         (31, 400, 400, "would be 31 px wide"),
-        (4097, 2048, 2048, "would be 4097 px wide"),
+        (8193, 4096, 4096, "would be 8193 px wide"),
         (0, 10, 48, "no pixels"),
     ],
 )

@@ -44,29 +44,15 @@ def test_the_same_seed_gives_the_same_pixels_and_another_seed_does_not(engine, c
     assert not np.array_equal(a.image, c.image)
 
 
-def watch_evaluations(engine, monkeypatch, before_each):
-    """Call `before_each()` as every loss evaluation of `engine` starts (the engine's compiled loss is wrapped)."""
-    compile_loss = engine._loss_fn
-
-    def watched_loss_fn(*key):
-        fn = compile_loss(*key)
-
-        def evaluate(*args):
-            before_each()
-            return fn(*args)
-
-        return evaluate
-
-    monkeypatch.setattr(engine, "_loss_fn", watched_loss_fn)
-
-
-def test_a_cancel_from_another_thread_lands_within_one_evaluation(engine, content_rgb, style_rgb, monkeypatch):
+def test_a_cancel_from_another_thread_lands_within_one_iteration(engine, content_rgb, style_rgb):
+    # An iteration is one compiled call (the optimiser runs inside it): the flag is read between them.
     stop = threading.Event()
-    started_after_stop = []
-    watch_evaluations(engine, monkeypatch, lambda: started_after_stop.append(stop.is_set()))
-    timer = threading.Timer(0.03, stop.set)  # fires from another thread, most likely mid-evaluation
+    after_stop = []
+    timer = threading.Timer(0.03, stop.set)  # fires from another thread, most likely mid-iteration
 
     def on_iterate(it):
+        if stop.is_set():
+            after_stop.append(it.iteration)
         if it.iteration == 2:
             timer.start()
 
@@ -76,28 +62,16 @@ def test_a_cancel_from_another_thread_lands_within_one_evaluation(engine, conten
     finally:
         timer.cancel()
     assert stop.is_set()
-    # the flag is read before every evaluation: at most one can start in the instant it is set
-    assert sum(started_after_stop) <= 1
+    assert len(after_stop) <= 1  # at most the iteration under way when the flag went up
     assert info.value.image.shape == (96, 128, 3)
     assert 2 <= info.value.iterations < 500
 
 
-def test_the_stop_flag_is_read_before_every_evaluation_not_only_between_iterations(
-    engine, content_rgb, style_rgb, monkeypatch
-):
-    # Raise the flag during the very first evaluation (at the starting image, before any iteration
-    # ends): only the check before each evaluation can stop the line search from evaluating again.
-    stop = threading.Event()
-    started = []
-
-    def count_and_raise_the_flag():
-        started.append(1)
-        stop.set()
-
-    watch_evaluations(engine, monkeypatch, count_and_raise_the_flag)
+def test_a_stop_before_the_first_iteration_evaluates_nothing(engine, content_rgb, style_rgb):
+    seen: list[Iterate] = []
     with pytest.raises(Cancelled) as info:
-        engine.paint(content_rgb, [style_rgb], Params(**SMALL, iterations=50), should_stop=stop.is_set)
-    assert len(started) == 1
+        engine.paint(content_rgb, [style_rgb], Params(**SMALL, iterations=50), seen.append, should_stop=lambda: True)
+    assert seen == []
     assert info.value.iterations == 0
 
 
@@ -171,3 +145,67 @@ def test_style_scale_changes_the_result(engine, content_rgb, style_rgb):
     a, _ = run(engine, content_rgb, [style_rgb], iterations=4)
     b, _ = run(engine, content_rgb, [style_rgb], iterations=4, style_scale=2.0)
     assert not np.array_equal(a.image, b.image)
+
+
+def test_coarse_to_fine_paints_every_pass_and_ends_at_the_requested_size(engine, content_rgb, style_rgb):
+    params = Params(size=64, iterations=4, coarse_passes=1, coarse_iterations=3, init="content", preview_every=0)
+    assert params.passes() == [(32, 3), (64, 4)]
+    seen: list[Iterate] = []
+    result = engine.paint(content_rgb, [style_rgb], params, seen.append)
+    assert [it.iteration for it in seen] == list(range(1, 8)) and seen[-1].iterations == 7
+    assert [it.size for it in seen] == [32] * 3 + [64] * 4
+    assert seen[0].image().shape == (32, 43, 3)  # a coarse pass's preview is at its own size
+    assert result.image.shape == (64, 85, 3) and result.iterations == 7
+    # the full-size pass starts from the coarse result, not from the photo: a different painting
+    single = engine.paint(content_rgb, [style_rgb], Params(size=64, iterations=4, init="content", preview_every=0))
+    assert np.abs(result.image.astype(int) - single.image).mean() > 1
+
+
+def test_a_resume_inside_the_full_size_pass_skips_the_coarse_one(engine, content_rgb, style_rgb):
+    params = Params(size=64, iterations=4, coarse_passes=1, coarse_iterations=3, init="content", preview_every=0)
+    seen: list[Iterate] = []
+    start = imaging.resize(content_rgb, 64, 85)
+    engine.paint(content_rgb, [style_rgb], params, seen.append, init_image=start, start_iteration=5)
+    assert [(it.iteration, it.size) for it in seen] == [(6, 64), (7, 64)]
+
+
+def test_tiles_cover_the_painting_exactly_once_after_blending():
+    from pycasso.engine import blend_tile, plan_tiles
+
+    for height, width, side, overlap in [(100, 150, 64, 16), (64, 64, 64, 16), (130, 70, 48, 32)]:
+        tiles = plan_tiles(height, width, side, overlap)
+        covered = np.zeros((height, width), bool)
+        for top, left, h, w in tiles:
+            assert h <= side and w <= side and top + h <= height and left + w <= width
+            covered[top : top + h, left : left + w] = True
+        assert covered.all()
+        # Blending all-ones tiles over a canvas of zeros leaves ones: every pixel's tile weights sum
+        # to 1 and nothing of the canvas under them is left.
+        canvas = np.zeros((height, width, 1), np.float32)
+        for index, (_, _, h, w) in enumerate(tiles):
+            blend_tile(canvas, np.ones((h, w, 1), np.float32), tiles, index)
+        np.testing.assert_allclose(canvas, 1.0, atol=1e-6)
+
+
+def test_a_painting_larger_than_the_memory_budget_is_painted_in_tiles_without_seams(content_rgb, style_rgb):
+    from painting.estimate import TILE_CANVAS_VECTORS, memory_bytes
+    from pycasso.engine import Engine, overlap_for, plan_tiles, seam_contrast
+
+    params = Params(size=160, iterations=8, init="content", preview_every=0)
+    canvas = TILE_CANVAS_VECTORS * 160 * 213 * 3 * 4  # the full-size images a tiled pass keeps
+    engine = Engine(memory_budget=memory_bytes(128, 128, params) + canvas)  # a whole 160×213 pass does not fit
+    assert engine._tile_size(160, 213, params, engine.memory_budget) == 128
+    seen: list[Iterate] = []
+    result = engine.paint(content_rgb, [style_rgb], params, seen.append)
+    assert result.image.shape == (160, 213, 3)
+    assert [it.iteration for it in seen] == list(range(1, 9))
+    assert seen[3].image().shape == (160, 213, 3)  # a preview mid-tile shows the whole painting
+    across, inside = seam_contrast(result.image, plan_tiles(160, 213, 128, overlap_for(128)))
+    assert across <= 1.5 * inside  # no edge where one tile ends
+
+
+def test_a_memory_budget_that_holds_no_tile_is_refused(content_rgb, style_rgb):
+    from pycasso.engine import Engine
+
+    with pytest.raises(InvalidParams, match="memory budget"):
+        Engine(memory_budget=1).paint(content_rgb, [style_rgb], Params(size=160, iterations=2))

@@ -8,11 +8,13 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from painting.estimate import Calibration
 from pycasso import port
 from pycasso.imaging import encode_png
 
@@ -210,7 +212,7 @@ def test_cancel_ends_a_running_job_promptly(worker, pngs):
     worker.send(port.cancel("j-cancel"))
     after = worker.until("cancelled", "done", "error", job="j-cancel")
     assert after[-1].type == "cancelled"
-    # the cancel is read at once and checked before every evaluation: at most the iteration in flight reports
+    # the cancel is read at once and checked between iterations: at most the iteration in flight reports
     assert len([m for m in after if m.type == "progress"]) <= 1
 
 
@@ -326,3 +328,65 @@ def test_end_of_input_during_a_painting_cancels_it_and_exits_cleanly(pngs):
     assert w.close() == 0
     assert w.until("cancelled", job="j-eof")[-1].type == "cancelled"
     assert w.next() is None
+
+
+def test_new_weights_are_taken_at_the_next_iteration_and_the_progress_says_so(worker, pngs):
+    params = {"size": 32, "iterations": 400, "preview_every": 0, "preview_seconds": 0, "init": "content"}
+    worker.send(port.paint("j-weights", params, pngs[0], [pngs[1]]))
+    first = worker.until("progress", job="j-weights")[-1]
+    defaults = {"content_weight": 1.0, "style_weight": 10.0, "tv_weight": 0.1}
+    assert first.get("iteration") == 1 and first.get("weights") == defaults  # a run's first point says
+    worker.send(port.weights("j-weights", {"style_weight": 1000.0, "tv_weight": 0}))
+    seen = worker.until("done", "error", job="j-weights")
+    assert seen[-1].type == "done", seen[-1].fields
+    progress = [m for m in seen if m.type == "progress"]
+    changed = [m for m in progress if m.get("weights") is not None]
+    assert len(changed) == 1, [m.fields for m in changed]  # only the first iteration under them says so
+    at = changed[0].get("iteration")
+    assert changed[0].get("weights") == {"content_weight": 1.0, "style_weight": 1000.0, "tv_weight": 0.0}
+    before = [m.get("loss") for m in progress if m.get("iteration") < at]
+    after = [m.get("loss") for m in progress if m.get("iteration") >= at]
+    assert before and after and all(loss["tv"] > 0 for loss in before) and all(loss["tv"] == 0 for loss in after)
+    assert after[0]["style"] > 10 * before[-1]["style"]  # the style term weighs 100 times more
+
+
+def test_weights_for_a_queued_job_are_its_own_from_the_start_and_bad_ones_hurt_nothing(worker, pngs):
+    params = {"size": 32, "iterations": 3, "preview_every": 0, "preview_seconds": 0, "init": "content"}
+    worker.send(port.paint("j-w-running", {**params, "iterations": 40}, pngs[0], [pngs[1]]))
+    worker.send(port.paint("j-w-queued", params, pngs[0], [pngs[1]]))
+    worker.send(port.weights("j-w-queued", {"content_weight": 5.0}))
+    worker.send(port.weights("j-w-running", {"style_weight": -1}))  # refused without naming the job: it paints on
+    worker.send(port.weights("j-w-unknown", {"style_weight": 1}))  # ignored (logged)
+    seen = worker.until("done", "error", job="j-w-queued")
+    errors = [m for m in seen if m.type == "error"]
+    assert [(m.job, m.get("code")) for m in errors] == [(None, "bad_frame")], [m.fields for m in errors]
+    assert "style_weight" in errors[0].get("message")
+    running = [m for m in seen if m.job == "j-w-running"]
+    assert running[-1].type == "done"
+    queued = [m for m in seen if m.job == "j-w-queued" and m.type == "progress"]
+    assert queued[0].get("weights") == {"content_weight": 5.0, "style_weight": 10.0, "tv_weight": 0.1}
+    assert [m.get("weights") for m in queued[1:]] == [None, None]
+
+
+def test_calibrate_times_the_engines_and_a_job_comes_first(worker, pngs):
+    memory = worker.ready.get("memory")
+    assert 100 * 2**20 < memory["base_bytes"] < memory["device_bytes"]  # resident, and the machine's memory
+    worker.send(port.calibrate())
+    time.sleep(0.5)  # the calibration is under way (it takes seconds)
+    params = {"size": 32, "iterations": 2, "preview_every": 0, "preview_seconds": 0, "init": "content"}
+    worker.send(port.paint("j-after-calibrate", params, pngs[0], [pngs[1]]))
+    seen = worker.until("done", "error", job="j-after-calibrate")
+    assert seen[-1].type == "done", seen[-1].fields
+    kinds = [m.type for m in seen]
+    # the calibration stopped for the job (or, on a fast machine, had ended) before the job's first progress
+    assert kinds.index("calibrated") < kinds.index("progress")
+    stopped = seen[kinds.index("calibrated")]
+    assert stopped.get("interrupted") or stopped.get("calibration") is not None
+    if stopped.get("interrupted"):
+        assert stopped.get("calibration") is None and "job" in stopped.get("problem")
+        worker.send(port.calibrate())  # asked again once idle, as Studio does
+        stopped = worker.until("calibrated")[-1]
+    calibration = Calibration.from_json(stopped.get("calibration"))
+    assert calibration.eval_pixel_s > 0 and calibration.fast_s is not None and len(calibration.points) == 2
+    (p1, t1), (p2, t2) = calibration.points  # a 256 px evaluation costs more than a 128 px one
+    assert p2 > p1 and t2 > t1 and calibration.evaluation_seconds(p2) > calibration.evaluation_seconds(p1)

@@ -32,7 +32,7 @@ def fake_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioProc
         [sys.executable, FAKE_WORKER],
         STUDIO_MAX_BODY_BYTES=str(2_000_000),
         STUDIO_MAX_IMAGE_PIXELS=str(1_000_000),
-        STUDIO_MAX_SIZE="512",
+        STUDIO_MEMORY_BUDGET_BYTES=str(3 * 2**30),  # about 780 px tall at most, whatever the machine
         STUDIO_GC_GRACE_S="0",  # a forgotten job's images go at once (no upload races it here)
     )
     studio.wait_ready(30)

@@ -6,11 +6,16 @@
 `preview_every` iterations: the content image with the iteration written into it, so each preview
 is a new image) and `done` (its result: the init image of a resumed run, else the first style).
 `crash_at_start` exits with status 1 at once. `hang` sends `ready`, then never answers anything.
+Like the real worker it takes `weights` for its job at the next iteration: the first `progress` of a
+run and the first after a change carry the weights in force, and its style term is 0.2 × style_weight.
+`FAKE_SECONDS_PER_ITERATION` (default 0.02) slows it down for tests that act while a job paints.
+It answers `calibrate` at once with `FAKE_CALIBRATION` (made-up figures; the variable, JSON, overrides).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import queue
 import sys
@@ -21,6 +26,9 @@ from PIL import Image
 
 from painting.progress import ProgressPoint
 from pycasso import port
+
+# 0.05 s + 2 µs a pixel an evaluation: a 400×533 iteration takes about half a second.
+FAKE_CALIBRATION = {"eval_s": 0.05, "eval_pixel_s": 2e-6, "setup_s": 0.2, "fast_s": 0.02, "fast_pixel_s": 1e-7}
 
 
 def _preview(content: bytes, iteration: int) -> bytes:
@@ -42,6 +50,8 @@ def main() -> int:
     lock = threading.Lock()
     jobs: queue.Queue = queue.Queue()
     cancelled: set[str | None] = set()
+    new_weights: dict[str | None, dict[str, float]] = {}
+    weights_lock = threading.Lock()
 
     def send(message: port.Message) -> None:
         with lock:
@@ -55,8 +65,13 @@ def main() -> int:
                 send(port.pong(message.get("n")))
             elif message.type == "cancel":
                 cancelled.add(message.job)
+            elif message.type == "weights":
+                with weights_lock:
+                    new_weights.setdefault(message.job, {}).update(message.get("weights") or {})
             elif message.type == "paint":
                 jobs.put(message)
+            elif message.type == "calibrate":  # at once, with made-up figures (FAKE_CALIBRATION: JSON to send)
+                send(port.calibrated(json.loads(os.environ.get("FAKE_CALIBRATION", "null")) or FAKE_CALIBRATION))
         jobs.put(None)
 
     threading.Thread(target=read, daemon=True).start()
@@ -64,18 +79,29 @@ def main() -> int:
     # FAKE_FAST: why this worker lacks the fast engine (unset: it has it).
     engines = {"gatys": "ready", "fast": os.environ.get("FAKE_FAST", "ready")}
     send(port.ready("fake", "none", device, "none", engines=engines))
+    pause = float(os.environ.get("FAKE_SECONDS_PER_ITERATION", "0.02"))
     while (job := jobs.get()) is not None:
         params = job.get("params")
         content = job.blobs("content")[0]
         every = params.get("preview_every", 10)
         iterations = params.get("iterations", 1)  # the fast engine paints in one pass
         start = int(job.get("start_iteration", 0) or 0)
+        weights = {
+            "content_weight": float(params.get("content_weight", 1.0)),
+            "style_weight": float(params.get("style_weight", 10.0)),
+            "tv_weight": float(params.get("tv_weight", 0.1)),
+        }
         for i in range(start + 1, iterations + 1):
             if job.job in cancelled:
                 send(port.cancelled(job.job))
                 break
-            time.sleep(0.02)
-            point = ProgressPoint(i, i, 100.0 / i, 1.0, 2.0, 0.5, 0.02 * i)
+            time.sleep(pause)
+            with weights_lock:
+                changed = new_weights.pop(job.job, None)
+            weights.update(changed or {})
+            carried = dict(weights) if changed or i == start + 1 else None
+            style = 0.2 * weights["style_weight"]
+            point = ProgressPoint(i, i, 100.0 / i, 1.0, style, 0.5, 0.02 * i, carried)
             preview = _preview(content, i) if every and i % every == 0 and i < iterations else None
             send(port.progress(job.job, iterations, point, preview))
         else:

@@ -25,6 +25,21 @@ def studio(tmp_path_factory) -> Iterator[StudioProcess]:
     studio.stop()
 
 
+def test_the_idle_worker_times_itself_and_studio_then_estimates_a_painting(studio):
+    def timing() -> dict | None:
+        return studio.client.get("/v1/status").json()["workers"][0]["calibration"]
+
+    studio.wait(lambda: timing() is not None, 120, "calibrated")
+    calibration = timing()
+    assert calibration is not None and calibration["eval_pixel_s"] > 0 and calibration["fast_s"] is not None
+    small = {"params": {"size": 48, "iterations": 4}, "width": 64, "height": 48}
+    answer = studio.client.post("/v1/estimate", json=small)
+    body = answer.json()
+    assert answer.status_code == 200 and 0 < body["seconds"] < 60 and body["fits"] and body["largest_size"] > 48, body
+    memory = studio.client.get("/v1/status").json()["workers"][0]["memory"]
+    assert body["peak_bytes"] > memory["base_bytes"] > 100 * 2**20  # the worker's own memory, plus the painting's
+
+
 def test_a_job_from_post_to_done_through_the_event_stream(studio):
     job = studio.post_job({"size": 48, "iterations": 4, "preview_every": 2, "init": "content"}, key="real-1").json()
     assert studio.post_job({"size": 48, "iterations": 4}, key="real-1").json()["id"] == job["id"]

@@ -32,7 +32,7 @@ def post(
 @pytest.mark.parametrize(
     ("content", "params", "words"),
     [
-        (png(2000, 10), {"size": 64}, ["content", "2000×10", "12800 px wide", "4096"]),
+        (png(2000, 10), {"size": 64}, ["content", "2000×10", "12800 px wide", "8192"]),
         (png(10, 2000), {"size": 48}, ["content", "10×2000", "1 px wide", "32"]),
         (phone_photo(400, 20), {"size": 64}, ["content", "20×400", "3 px wide"]),  # shown 20 wide, 400 tall
     ],
