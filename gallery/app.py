@@ -14,14 +14,15 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from gallery import routes
+from gallery.broadcast import Broadcast
 from gallery.dispatcher import Dispatcher
 from gallery.guard import add_guards
 from gallery.hub import Hub
 from gallery.limits import Limits
 from gallery.metrics import GalleryMetrics
+from gallery.pool import StudioPool
 from gallery.settings import GallerySettings
 from gallery.state import GalleryState
-from gallery.studio_client import StudioClient
 from httpapi.body import BodyLimit
 from httpapi.errors import add_error_handlers
 from httpapi.metrics import HttpMetrics
@@ -37,6 +38,9 @@ def create_app(
 ) -> FastAPI:
     """The Gallery app. `studio_transport` replaces the network under the Studio client (tests)."""
     settings = GallerySettings() if settings is None else settings
+    problem = settings.replicas_problem()
+    if problem is not None:
+        raise ValueError(problem)
     metrics = GalleryMetrics()
 
     @asynccontextmanager
@@ -47,33 +51,41 @@ def create_app(
         images = ImageStore(
             settings.data_dir / "images", max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
         )
-        studio = StudioClient(
-            settings.studio_url,
-            token=settings.studio_token_value(),
+        pool = StudioPool(
+            settings.studio_pool(),
+            poll_s=settings.studio_poll_s,
+            grace_s=settings.studio_grace_s,
             transport=studio_transport,
             connect_timeout_s=settings.studio_connect_timeout_s,
             timeout_s=settings.studio_timeout_s,
             stream_timeout_s=settings.studio_stream_timeout_s,
         )
         hub = Hub(settings.allowed_origins)
+        # One process alone (not replicas) keeps its leases across a restart under one name.
+        holder = settings.replica() if settings.replicas else "gallery"
+        broadcast = Broadcast.start(hub, url, sender=settings.replica())
         dispatcher = Dispatcher(
             catalog,
             images,
-            studio,
-            hub.publish,
+            pool,
+            broadcast.publish,
             retry_initial_s=settings.retry_initial_s,
             retry_max_s=settings.retry_max_s,
             collect_grace_s=settings.gc_grace_s,
             on_retry=metrics.retried,
+            holder=holder,
+            lease_s=settings.lease_s,
         )
+        dispatcher.on_move = metrics.moved
         limits = Limits(
             catalog,
             per_client=settings.max_unfinished_per_client,
             total=settings.max_unfinished,
             per_minute=settings.max_creations_per_minute,
         )
-        app.state.gallery = GalleryState(settings, catalog, images, dispatcher, hub, limits, metrics, studio)
-        metrics.watch(catalog, hub)
+        app.state.gallery = GalleryState(settings, catalog, images, dispatcher, hub, limits, metrics, pool)
+        metrics.watch(catalog, hub, pool)
+        await pool.start()
         dispatcher.start()
         collector = start_collecting(images, catalog, interval_s=settings.gc_interval_s, grace_s=settings.gc_grace_s)
         try:
@@ -83,7 +95,8 @@ def create_app(
                 collector.cancel()
             hub.close_all()
             await dispatcher.stop()
-            await studio.aclose()
+            await pool.aclose()
+            broadcast.stop()
             catalog.close()
 
     app = FastAPI(title="Deep Painting Gallery", version="1", lifespan=lifespan, docs_url="/docs")

@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"deep-painting gallery: bad settings: {exc}", file=sys.stderr)
         return 2
+    problem = settings.replicas_problem()
+    if problem is not None:
+        print(f"deep-painting gallery: {problem}", file=sys.stderr)
+        return 2
     # The command line wins, and the settings must know: the host names served default to the bind host.
     settings = settings.model_copy(
         update={"host": args.host or settings.host, "port": settings.port if args.port is None else args.port}

@@ -22,6 +22,20 @@ deleted painting to the end, and keeps nothing of a deleted one.
 New loss weights for a painting (`change_weights`) go the same way: Gallery's record is the truth
 (its params go with any later sending, after Studio lost the job too), and a `weights` intent tells
 the job the painting's latest weights until Studio confirms, asked anew by each later change.
+
+Several Studios (`gallery.pool`): each painting is sent to the one the pool chooses, and its record
+keeps that Studio's URL (`remote_url`) beside the job id; every call about the job goes there. A
+Studio gone for longer than the grace period loses its unfinished paintings: each is taken back
+(`Catalog.move_off_remote`: queued again, and a `forget` of the old job stored for that Studio in the
+same transaction) and sent to another, resuming from the latest preview Gallery holds (the preview
+as `init`, its iteration as `start_iteration`), under a new Idempotency-Key (the painting id and how
+often it moved). When the old Studio returns it is told to forget the job: one painting, one result.
+
+Several Gallery processes (replicas on one PostgreSQL): a painting's task first claims the
+painting's lease (`Catalog.claim`) and ends at once when another process holds it. Every third of
+`lease_s` the leases held are renewed; a task whose lease another process took (this one stalled
+past it) is stopped, and every painting nobody drives (its process died: the lease ran out) gets a
+task here, as does every intent for Studio still due. A clean stop gives the leases back.
 """
 
 from __future__ import annotations
@@ -36,12 +50,13 @@ from typing import Any
 from gallery import views
 from gallery.errors import StudioImageGone, StudioJobGone, StudioRejected, StudioUnavailable
 from gallery.hub import Publish
+from gallery.pool import Member, StudioPool
 from gallery.studio_client import StudioClient, StudioEvent
 from httpapi.logs import about_job, about_painting
 from painting.catalog import Catalog, RemoteAction
 from painting.errors import ImageRejected, NotFound, StorageUnavailable
 from painting.fsck import SERVICE_GRACE_S, collect
-from painting.images import ImageStore
+from painting.images import ImageStore, upright_size
 from painting.params import weights_of
 from painting.progress import ProgressPoint
 from painting.records import UNFINISHED, PaintingRecord, Status
@@ -70,18 +85,23 @@ class Dispatcher:
         self,
         catalog: Catalog,
         images: ImageStore,
-        studio: StudioClient,
+        pool: StudioPool,
         publish: Publish,
         *,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
         collect_grace_s: float = SERVICE_GRACE_S,
         on_retry: Callable[[str], None] = lambda reason: None,
+        holder: str = "gallery",
+        lease_s: float = 15.0,
     ) -> None:
         self.catalog = catalog
         self.images = images
-        self.studio = studio
+        self.pool = pool
         self.publish = publish
+        self.holder = holder  # this process's name on the leases of the paintings it drives
+        self.lease_s = lease_s
+        self._held: set[str] = set()  # paintings whose lease this process holds
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self._tasks: dict[str, asyncio.Task] = {}
@@ -89,14 +109,38 @@ class Dispatcher:
         self._telling: set[str] = set()  # remote job ids with a task telling Studio what to do
         self.collect_grace_s = collect_grace_s
         self.on_retry = on_retry  # told each time a painting waits to try again: "studio", "storage", "stream"
+        self.on_move: Callable[[], None] = lambda: None  # told each time a painting leaves a gone Studio
 
     def start(self) -> None:
-        """Pick up every unfinished painting (after a restart: from its stored Studio job) and every
-        cancel or forget Studio has not confirmed yet."""
-        for record in self.catalog.unfinished():
-            self.kick(record.id)
+        """Pick up every unfinished painting nobody else drives (after a restart: from its stored
+        Studio job) and every cancel or forget Studio has not confirmed yet; then keep the leases."""
+        self._pick_up()
+        self._in_background(self._keep_leases(), "dispatch-leases")
+
+    def _pick_up(self) -> None:
+        for painting_id in self.catalog.claimable(self.holder):
+            self.kick(painting_id)
         for remote_id, _ in self.catalog.remote_actions():
             self._tell_studio_in_background(remote_id)
+
+    async def _keep_leases(self) -> None:
+        """Renew this process's leases, stop the tasks of paintings another process took, and pick up
+        what nobody drives, every third of the lease."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                held = self.catalog.renew(self.holder, self.lease_s)
+                for painting_id in self._held - held:
+                    task = self._tasks.get(painting_id)
+                    if task is not None and not task.done() and not self.catalog.get(painting_id).finished:
+                        log.warning("painting %s: another Gallery process drives it now; leaving it", painting_id)
+                        task.cancel()
+                self._held &= held
+                self._pick_up()
+            except (StorageUnavailable, NotFound) as exc:
+                log.warning("keeping the leases: %s", exc)
+            except Exception:  # a bug must not stop the renewals for good
+                log.exception("keeping the leases")
 
     def cancel(self, painting_id: str) -> bool:
         """Cancel an unfinished painting and, in the same transaction, store the intent to cancel its
@@ -104,7 +148,8 @@ class Dispatcher:
         if not self.catalog.transition(painting_id, Status.CANCELLED, cancel_remote=True):
             return False
         remote_id = self.catalog.get(painting_id).remote_id
-        if remote_id is not None:  # else the painting's task cancels a submission in flight
+        # Without a job, the painting's task (here or in another process) cancels a submission in flight.
+        if remote_id is not None:
             self._tell_studio_in_background(remote_id)
         self.publish(views.event("cancelled", painting_id), self.catalog.get(painting_id).owner)
         return True
@@ -149,11 +194,14 @@ class Dispatcher:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._held:  # another process may take them at once
+            with contextlib.suppress(StorageUnavailable):
+                self.catalog.release(self.holder)
 
-    def forward(self, remote_id: str, action: RemoteAction) -> None:
-        """Store the intent that Studio `cancel` or `forget` a job (or take its painting's latest
-        `weights`) and tell Studio, until it confirms."""
-        self.catalog.add_remote_action(remote_id, action)
+    def forward(self, remote_id: str, action: RemoteAction, remote_url: str | None) -> None:
+        """Store the intent that the Studio at `remote_url` `cancel` or `forget` a job (or take its
+        painting's latest `weights`) and tell it, until it confirms."""
+        self.catalog.add_remote_action(remote_id, action, remote_url)
         self._tell_studio_in_background(remote_id)
 
     def _in_background(self, work: Coroutine[Any, Any, object], name: str) -> asyncio.Task:
@@ -175,47 +223,74 @@ class Dispatcher:
         attempt = 0
         while True:
             try:
-                found = self.catalog.remote_action(remote_id)
-                if found is None:
+                due = self.catalog.remote_action(remote_id)
+                if due is None:
                     return
-                action, asked = found
-                try:
-                    await self._do_at_studio(remote_id, action)
-                except (StudioJobGone, StudioRejected) as exc:
-                    log.info("Studio job %s, %s: %s; nothing left to do", remote_id, action, exc)
-                self.catalog.remove_remote_action(remote_id, action, asked_by=asked)  # unless asked anew since
+                member = self.pool.member(due.remote_url)
+                if member is None:
+                    log.warning(
+                        "Studio job %s: its Studio %s left the pool; cannot %s it",
+                        remote_id,
+                        due.remote_url,
+                        due.action,
+                    )
+                else:
+                    try:
+                        await self._do_at_studio(member.client, remote_id, due.action)
+                        member.reached()
+                    except (StudioJobGone, StudioRejected) as exc:
+                        log.info("Studio job %s, %s: %s; nothing left to do", remote_id, due.action, exc)
+                    except StudioUnavailable as exc:
+                        member.unreachable(str(exc))
+                        raise
+                # Forget the intent, unless asked anew since.
+                self.catalog.remove_remote_action(remote_id, due.action, asked_by=due.asked)
                 attempt = 0
             except (StudioUnavailable, StorageUnavailable) as exc:
                 log.info("Studio job %s: %s; retrying", remote_id, exc)
                 await asyncio.sleep(backoff_s(attempt, initial_s=self.retry_initial_s, max_s=self.retry_max_s))
                 attempt += 1
 
-    async def _do_at_studio(self, remote_id: str, action: RemoteAction) -> None:
+    async def _do_at_studio(self, studio: StudioClient, remote_id: str, action: RemoteAction) -> None:
         if action == "forget":
-            await self.studio.forget(remote_id)
+            await studio.forget(remote_id)
         elif action == "cancel":
-            await self.studio.cancel(remote_id)
+            await studio.cancel(remote_id)
         else:  # the painting's latest weights, read now: a later change is never overtaken by an older one
             record = self.catalog.find_by_remote_id(remote_id)
             if record is not None and not record.finished:
-                await self.studio.change_weights(remote_id, weights_of(record.params))
+                await studio.change_weights(remote_id, weights_of(record.params))
 
     # --- one painting -------------------------------------------------------------------------
 
     async def _run(self, painting_id: str) -> None:
         about_painting(painting_id)  # this task's log lines carry the painting's id (and its job's, below)
+        try:
+            if not self.catalog.claim(painting_id, self.holder, self.lease_s):
+                return  # finished, deleted, or another Gallery process drives it
+        except (StorageUnavailable, NotFound):
+            return  # the lease loop picks it up again
+        self._held.add(painting_id)
         failures = 0
+        member: Member | None = None
         while True:
             try:
                 record = self.catalog.get(painting_id)
                 if record.finished:
                     return
+                if record.remote_id is not None and self._move_if_gone(record):
+                    continue
                 if record.remote_id is None:
                     if not await self._send(painting_id):
                         return
                     record = self.catalog.get(painting_id)
-                about_job(record.remote_id)
-                if await self._follow(painting_id, record.remote_id, record.remote_cursor):
+                member = self.pool.member(record.remote_url)
+                if member is None:  # its Studio left the pool, and the move did not apply: read it again
+                    await asyncio.sleep(backoff_s(failures, initial_s=self.retry_initial_s, max_s=self.retry_max_s))
+                    failures += 1
+                    continue
+                about_job(record.remote_id, studio=None if self.pool.single else member.name)
+                if await self._follow(painting_id, member, record.remote_id, record.remote_cursor):
                     return
                 # The stream ended without an ending: Studio is shutting down, or a proxy cut it.
                 # Reconnect after a pause that grows while nothing new arrives, so a stream that
@@ -231,6 +306,12 @@ class Dispatcher:
                 await asyncio.sleep(backoff_s(failures, initial_s=self.retry_initial_s, max_s=self.retry_max_s))
                 failures += 1
             except StudioUnavailable as exc:
+                record_now = self._record_or_none(painting_id)
+                on = self.pool.member(record_now.remote_url) if record_now and record_now.remote_id else None
+                if on is not None:
+                    on.unreachable(str(exc))
+                    if self.pool.gone(on):
+                        continue  # the next round moves it to another Studio
                 self._wait(painting_id, str(exc))
                 self.on_retry("studio")
                 await asyncio.sleep(backoff_s(failures, initial_s=self.retry_initial_s, max_s=self.retry_max_s))
@@ -239,7 +320,12 @@ class Dispatcher:
                 log.warning("Studio lost the job of painting %s; sending it again", painting_id)
                 with contextlib.suppress(NotFound):
                     self.catalog.transition(
-                        painting_id, Status.QUEUED, from_=UNFINISHED, remote_id=None, remote_cursor=None
+                        painting_id,
+                        Status.QUEUED,
+                        from_=UNFINISHED,
+                        remote_id=None,
+                        remote_url=None,
+                        remote_cursor=None,
                     )
             except (StudioRejected, _ImagesMissing) as exc:
                 self._finish(painting_id, Status.FAILED, "failed", error=str(exc))
@@ -253,8 +339,30 @@ class Dispatcher:
                 await asyncio.sleep(backoff_s(failures, initial_s=self.retry_initial_s, max_s=self.retry_max_s))
                 failures += 1
 
+    def _record_or_none(self, painting_id: str) -> PaintingRecord | None:
+        try:
+            return self.catalog.get(painting_id)
+        except (NotFound, StorageUnavailable):
+            return None
+
+    def _move_if_gone(self, record: PaintingRecord) -> bool:
+        """Take the painting back from its job when its Studio is gone (or left the pool), to send it
+        to another; whether it moved."""
+        member = self.pool.member(record.remote_url)
+        if not self.pool.gone(member) or record.remote_id is None:
+            return False
+        name = member.name if member is not None else record.remote_url
+        reason = f"Studio {name} is gone; painting it on another Studio from its latest preview"
+        if self.catalog.move_off_remote(record.id, record.remote_id, error=reason):
+            log.warning("moving off job %s: %s", record.remote_id, reason)
+            self.on_move()
+            self._tell_studio_in_background(record.remote_id)  # forget it there, when it returns
+            self.publish(views.event("waiting", record.id, reason=reason), record.owner)
+        return True
+
     async def _send(self, painting_id: str) -> bool:
-        """Create the Studio job; False when the painting ended (cancelled, deleted) meanwhile."""
+        """Create the Studio job on the Studio the pool chooses; False when the painting ended
+        (cancelled, deleted) meanwhile."""
         record = self.catalog.get(painting_id)
         try:
             content = self.images.read(record.content_image) if record.content_image is not None else None
@@ -264,39 +372,69 @@ class Dispatcher:
                 "Its photo or a style image is missing from Gallery's store, so it cannot be painted: "
                 "upload them again."
             ) from None
-        job = await self.studio.submit(painting_id, content, styles, record.params.model_dump(mode="json"))
+        width, height = (upright_size(content) if content is not None else None) or (None, None)
+        member = await self.pool.choose(record.params, width, height, len(styles))
+        key = painting_id if record.attempts == 0 else f"{painting_id}.{record.attempts}"
+        try:
+            job = await member.client.submit(
+                key, content, styles, record.params.model_dump(mode="json"), resume=self._resume_point(record)
+            )
+        except StudioUnavailable as exc:
+            member.unreachable(str(exc))
+            raise
+        member.reached()
+        job_id = str(job["id"])
         try:
             applied = self.catalog.transition(
-                painting_id, Status.RUNNING, from_=_SENDABLE, remote_id=str(job["id"]), remote_cursor=None, error=None
+                painting_id,
+                Status.RUNNING,
+                from_=_SENDABLE,
+                remote_id=job_id,
+                remote_url=member.url,
+                remote_cursor=None,
+                error=None,
             )
         except NotFound:  # deleted while it was being sent: Studio must forget the job it just made
-            self.forward(str(job["id"]), "forget")
+            self.forward(job_id, "forget", member.url)
             return False
         if not applied:  # cancelled meanwhile
-            self.forward(str(job["id"]), "cancel")
+            self.forward(job_id, "cancel", member.url)
             return False
         now = self.catalog.get(painting_id).params
         if now.engine == "gatys" and weights_of(now) != weights_of(record.params):  # changed while it was sent
-            self.forward(str(job["id"]), "weights")
-        log.info("sent to Studio as job %s", job["id"])
+            self.forward(job_id, "weights", member.url)
+        log.info("sent to Studio%s as job %s", "" if self.pool.single else f" {member.name}", job_id)
         return True
 
-    async def _follow(self, painting_id: str, job_id: str | None, cursor: str | None) -> bool:
+    def _resume_point(self, record: PaintingRecord) -> tuple[bytes, int] | None:
+        """The latest preview Gallery holds and its iteration, for a Gatys painting that got that far
+        (one sent again after its Studio was gone or lost its job); None: from the beginning."""
+        if record.params.engine != "gatys" or record.preview_image is None or not record.preview_iteration:
+            return None
+        if record.preview_iteration >= record.iterations:
+            return None
+        try:
+            return self.images.read(record.preview_image), record.preview_iteration
+        except NotFound:
+            return None
+
+    async def _follow(self, painting_id: str, member: Member, job_id: str | None, cursor: str | None) -> bool:
         """Follow the job's events from `cursor`; True when the painting has ended."""
         assert job_id is not None
-        async for studio_event in self.studio.events(job_id, last_event_id=cursor):
+        async for studio_event in member.client.events(job_id, last_event_id=cursor):
+            member.reached()
             record = self.catalog.get(painting_id)
             if record.finished:
                 if record.status == Status.CANCELLED:
-                    self.forward(job_id, "cancel")
+                    self.forward(job_id, "cancel", member.url)
                 return True
             if record.status == Status.WAITING_FOR_STUDIO:
                 self.catalog.transition(painting_id, Status.RUNNING, from_={Status.WAITING_FOR_STUDIO}, error=None)
-            if await self._apply(painting_id, studio_event):
+            if await self._apply(painting_id, member.client, studio_event):
                 return True
         return False
 
-    async def _apply(self, painting_id: str, studio_event: StudioEvent) -> bool:
+    async def _apply(self, painting_id: str, studio: StudioClient, studio_event: StudioEvent) -> bool:
         data = studio_event.data
         if studio_event.type == "progress":
             try:
@@ -304,9 +442,9 @@ class Dispatcher:
             except ValueError as exc:  # a Studio of another version: wait for a fix, never record NaN
                 raise StudioUnavailable(f"Studio sent a progress event Gallery cannot read: {exc}") from exc
             iterations = data.get("iterations")
-            preview = await self._copy_image(data.get("preview_image"))
-            if self.catalog.record_progress(painting_id, point, preview_image=preview):
-                self.catalog.update(painting_id, remote_cursor=studio_event.id)
+            preview = await self._copy_image(studio, data.get("preview_image"))
+            cursor = studio_event.id or None  # with the point, in one transaction: no point is published twice
+            if self.catalog.record_progress(painting_id, point, preview_image=preview, remote_cursor=cursor):
                 if point.weights is not None:  # the first iteration painted with them: mark the change there
                     self.catalog.mark_weights_applied(painting_id, point.iteration, point.weights)
                 record = self.catalog.get(painting_id)
@@ -314,7 +452,7 @@ class Dispatcher:
                 self.publish(views.progress_event(painting_id, point, total, preview), record.owner)
             return False
         if studio_event.type == "done":
-            result = await self._copy_image(data.get("result_image"))
+            result = await self._copy_image(studio, data.get("result_image"))
             if result is None:
                 self._finish(painting_id, Status.FAILED, "failed", error="Studio finished without a usable result")
             else:
@@ -333,11 +471,11 @@ class Dispatcher:
             return True
         return False  # an event type from a newer Studio: skip it
 
-    async def _copy_image(self, studio_image_id: Any) -> str | None:
+    async def _copy_image(self, studio: StudioClient, studio_image_id: Any) -> str | None:
         if not studio_image_id:
             return None
         try:
-            data = await self.studio.image(str(studio_image_id))
+            data = await studio.image(str(studio_image_id))
         except StudioImageGone:  # an old preview Studio replaced and collected while Gallery was behind
             log.info("Studio image %s is gone; skipping it", studio_image_id)
             return None

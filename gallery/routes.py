@@ -120,7 +120,7 @@ async def list_models(gallery: GalleryDep) -> dict[str, Any]:
     """The generator models Studio serves (engine `model`), each usable (`ok`) or with its `problem`.
     `known` is false, with a `reason`, while Studio is away or still starting."""
     try:
-        found = await gallery.studio.models()
+        found = await gallery.pool.front().models()
     except (StudioUnavailable, StudioRejected) as exc:
         return {"known": False, "models": [], "reason": str(exc)}
     return {"known": bool(found.get("known")), "models": list(found.get("models") or [])}
@@ -137,7 +137,7 @@ async def estimate(body: EstimateRequest, gallery: GalleryDep) -> dict[str, Any]
         _check_shape((body.width, body.height), parsed.size)
     forwarded = {**body.model_dump(), "params": parsed.model_dump(mode="json")}
     try:
-        found = await gallery.studio.estimate(forwarded)
+        found = await gallery.pool.front().estimate(forwarded)
     except (StudioUnavailable, StudioRejected) as exc:  # away, or a Studio without estimates
         return {"known": False, "reason": str(exc)}
     return {**found, "known": True}
@@ -281,7 +281,7 @@ async def list_builtin_styles(gallery: GalleryDep) -> dict[str, Any]:
     strip of their thumbnails at `sheet` (`tile` = [width, height] each, left to right). `known` is
     false, with a `reason`, while Studio is away or has no fast engine ready."""
     try:
-        described, sheet = await gallery.studio.builtin_styles()
+        described, sheet = await gallery.pool.front().builtin_styles()
     except (StudioUnavailable, StudioRejected) as exc:
         return {"known": False, "count": BUILTIN_STYLES, "tile": None, "sheet": None, "reason": str(exc)}
     if sheet is None:
@@ -292,7 +292,7 @@ async def list_builtin_styles(gallery: GalleryDep) -> dict[str, Any]:
 @api.get("/styles/sheet.png", responses={**IMAGE_RESPONSE, **refusals(404)})
 async def builtin_styles_sheet(gallery: GalleryDep) -> Response:
     try:
-        _, sheet = await gallery.studio.builtin_styles()
+        _, sheet = await gallery.pool.front().builtin_styles()
     except (StudioUnavailable, StudioRejected):
         sheet = None
     if sheet is None:
@@ -333,7 +333,7 @@ async def _model_kind(gallery: GalleryState, params: Params) -> str | None:
     if params.engine != "model":
         return None
     try:
-        found = await gallery.studio.models()
+        found = await gallery.pool.front().models()
     except (StudioUnavailable, StudioRejected):
         return None
     models = [m for m in found.get("models") or [] if isinstance(m, dict)] if found.get("known") else None
@@ -386,7 +386,7 @@ def _created(
     owner = visitor.claim()
     record = gallery.catalog.create(params=params, content_image=content_id, style_images=style_ids, owner=owner)
     event = {"type": "painting.created", "id": record.id, "painting": views.painting_json(record)}
-    gallery.hub.publish(event, record.owner)
+    gallery.dispatcher.publish(event, record.owner)  # to every Gallery process's pages
     gallery.dispatcher.kick(record.id)
     response = JSONResponse(
         views.painting_json(record, [], mine=True), status_code=201, headers={"Location": f"/api/paintings/{record.id}"}

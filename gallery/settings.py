@@ -8,10 +8,12 @@ Nowhere else in Gallery reads `os.environ`. List fields take JSON, e.g.
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from httpapi.body import DEFAULT_MAX_BODY_BYTES
@@ -22,6 +24,32 @@ from painting.params import MAX_ITERATIONS, MAX_SIZE, MAX_STYLES, MIN_SIZE
 # The page beside the packages in a source checkout (also an editable install), wherever Gallery is
 # started from; an installed wheel has no page and needs GALLERY_FRONTEND_DIR (the Gallery image sets it).
 SOURCE_FRONTEND = Path(__file__).resolve().parents[1] / "frontend"
+
+
+class StudioEntry(BaseModel):
+    """One Studio of the pool: where it is, its token, and the name logs and metrics give it."""
+
+    url: str = Field(description="Base URL of the Studio's HTTP API.")
+    token: SecretStr | None = Field(None, description="Bearer token for its /v1 calls.")
+    name: str | None = Field(None, max_length=100, description="Its name in logs and metrics (default: host:port).")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        url = url.strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("a Studio's url starts with http:// or https://")
+        return url
+
+    def token_value(self) -> str | None:
+        return None if self.token is None else self.token.get_secret_value() or None
+
+    def label(self) -> str:
+        return self.name or self.url.split("://", 1)[1].split("/", 1)[0]
+
+
+def _default_replica_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class GallerySettings(BaseSettings):
@@ -35,6 +63,37 @@ class GallerySettings(BaseSettings):
     database_url: SecretStr | None = Field(None, description="SQLAlchemy URL; SQLite in data_dir when unset.")
     studio_url: str = Field("http://127.0.0.1:8100", description="Base URL of Studio's HTTP API.")
     studio_token: SecretStr | None = Field(None, description="Bearer token for Studio's /v1 calls.")
+    studios: list[StudioEntry] = Field(
+        default_factory=list,
+        description='A pool of Studios, as JSON: [{"url": "http://gpu1:8100", "token": "...", "name": "gpu1"}, ...]; '
+        "each painting goes to one that can paint it and will start it soonest. Empty: the one Studio of "
+        "studio_url and studio_token.",
+    )
+    studio_grace_s: float = Field(
+        300.0,
+        gt=0,
+        description="A Studio of a pool unreachable for this long is gone: its unfinished paintings move to another "
+        "and resume there from their latest preview (its jobs are cancelled there when it returns).",
+    )
+    studio_poll_s: float = Field(5.0, gt=0, description="Seconds between reads of each Studio's capacity and load.")
+    replicas: bool = Field(
+        False,
+        description="Several Gallery processes share this database (PostgreSQL) and data_dir: say so, and Gallery "
+        "refuses to start on SQLite. On PostgreSQL a lease says which process drives a painting, and "
+        "LISTEN/NOTIFY brings every painting's events to every process's WebSockets.",
+    )
+    lease_s: float = Field(
+        15.0,
+        gt=0,
+        description="How long a Gallery process's claim on driving a painting lasts unless renewed (every third of "
+        "it); a process that dies loses its paintings to another this long after.",
+    )
+    replica_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="This process's name in leases, logs and metrics; unset: this host's name and the process id.",
+    )
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="Other origins whose pages may use the API and /ws, e.g. https://paint.example (its own may).",
@@ -107,11 +166,42 @@ class GallerySettings(BaseSettings):
     retry_initial_s: float = Field(0.5, gt=0, description="First wait before retrying an unreachable Studio.")
     retry_max_s: float = Field(30.0, gt=0, description="Longest wait between retries (capped exponential backoff).")
 
+    @model_validator(mode="after")
+    def _studios_distinct(self) -> GallerySettings:
+        for what, values in (("url", [s.url for s in self.studios]), ("name", [s.label() for s in self.studios])):
+            twice = sorted({v for v in values if values.count(v) > 1})
+            if twice:
+                raise ValueError(f"studios: each Studio needs its own {what}; {', '.join(twice)} comes twice")
+        return self
+
     def operator_token_value(self) -> str | None:
         return None if self.operator_token is None else self.operator_token.get_secret_value() or None
 
     def studio_token_value(self) -> str | None:
         return None if self.studio_token is None else self.studio_token.get_secret_value() or None
 
+    def replica(self) -> str:
+        """This process's name among the replicas."""
+        return self.replica_name or _default_replica_name()
 
-__all__ = ["GallerySettings"]
+    def replicas_problem(self) -> str | None:
+        """Why these settings cannot run as replicas (None: they can, or are not replicas)."""
+        if not self.replicas:
+            return None
+        url = None if self.database_url is None else self.database_url.get_secret_value()
+        if url is None or not url.startswith("postgresql"):
+            return (
+                "replicas need PostgreSQL: several Gallery processes share one database, and SQLite is one "
+                "host's file; set GALLERY_DATABASE_URL=postgresql+psycopg://user:password@host/db "
+                "(or unset GALLERY_REPLICAS to run one Gallery on SQLite)"
+            )
+        return None
+
+    def studio_pool(self) -> list[StudioEntry]:
+        """The Studios to send paintings to: `studios`, or else the one of studio_url and studio_token."""
+        if self.studios:
+            return list(self.studios)
+        return [StudioEntry(url=self.studio_url, token=self.studio_token, name="studio")]
+
+
+__all__ = ["GallerySettings", "StudioEntry"]

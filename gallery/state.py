@@ -20,8 +20,8 @@ from gallery.dispatcher import Dispatcher
 from gallery.hub import Hub
 from gallery.limits import Limits
 from gallery.metrics import GalleryMetrics
+from gallery.pool import StudioPool
 from gallery.settings import GallerySettings
-from gallery.studio_client import StudioClient
 from painting.catalog import Catalog
 from painting.fsck import write_problem
 from painting.images import ImageStore
@@ -38,7 +38,7 @@ class GalleryState:
     hub: Hub
     limits: Limits
     metrics: GalleryMetrics
-    studio: StudioClient
+    pool: StudioPool  # the Studios; `pool.front()` answers what any of them can tell
 
     def readiness(self) -> str | None:
         """Why Gallery cannot take paintings now (None: it can): its catalog and image store must take

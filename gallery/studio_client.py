@@ -6,6 +6,7 @@
     await client.cancel(job["id"])      # stop it;  await client.forget(job["id"]): and delete it there
     await client.change_weights(job["id"], {"style_weight": 100.0})   # from its next iteration on
     await client.estimate({"params": {...}, "width": 1200, "height": 900, "styles": 1})
+    await client.status()               # its capacity and load, for the pool (gallery.pool)
 
 Every failure is one of `gallery.errors`: StudioUnavailable (connect/read errors, timeouts, 5xx:
 retry later), StudioRejected (4xx: do not retry), StudioJobGone (404 for a job). `transport` lets
@@ -68,21 +69,32 @@ class StudioClient:
         return response
 
     async def submit(
-        self, painting_id: str, content: bytes | None, styles: list[bytes], params: dict[str, Any]
+        self,
+        key: str,
+        content: bytes | None,
+        styles: list[bytes],
+        params: dict[str, Any],
+        *,
+        resume: tuple[bytes, int] | None = None,
     ) -> dict[str, Any]:
-        """Send a painting to Studio as a job (Idempotency-Key: the painting id); Studio's job JSON.
+        """Send a painting to Studio as a job (Idempotency-Key: `key`, the painting's id and how
+        often it moved); Studio's job JSON.
 
-        `content` is None for a latent generator model's painting (it has no photo)."""
+        `content` is None for a latent generator model's painting (it has no photo). `resume` (an
+        image and the iteration it shows) starts a Gatys job there rather than from the beginning."""
         files = [("content", ("content", content, "application/octet-stream"))] if content is not None else []
         files += [("style", (f"style-{i}", s, "application/octet-stream")) for i, s in enumerate(styles)]
-        response = await self._call(
-            "POST",
-            "/v1/jobs",
-            files=files,
-            data={"params": json.dumps(params)},
-            headers={"Idempotency-Key": painting_id},
-        )
+        data = {"params": json.dumps(params)}
+        if resume is not None:
+            files.append(("init", ("init", resume[0], "application/octet-stream")))
+            data["start_iteration"] = str(resume[1])
+        response = await self._call("POST", "/v1/jobs", files=files, data=data, headers={"Idempotency-Key": key})
         return _json(response)
+
+    async def status(self) -> dict[str, Any]:
+        """Studio's capacity and load (GET /v1/status): workers, running, queued, ready, engines, models,
+        largest_size, iteration_seconds_512, memory_budget_bytes."""
+        return _json(await self._call("GET", "/v1/status", timeout=httpx.Timeout(5.0)))
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
         """Stop a job (it stays, cancelled); Studio's job JSON."""

@@ -59,9 +59,12 @@ async def file_part(parts: list[UploadFile | str], name: str) -> bytes:
     return await part.read()
 
 
-def painting_form(params_schema: dict[str, Any], *, max_styles: int, styles: str) -> dict[str, Any]:
+def painting_form(
+    params_schema: dict[str, Any], *, max_styles: int, styles: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The OpenAPI `requestBody` (for a route's `openapi_extra`) of the multipart form both services
-    take: `content` (one image file), `style` (1 to `max_styles` image files), `params` (JSON).
+    take: `content` (one image file), `style` (1 to `max_styles` image files), `params` (JSON), and
+    the optional parts one service takes besides (`extra`: name -> its schema).
 
     The routes read the form by hand (`read_form`), so FastAPI cannot describe it; this does.
     """
@@ -84,6 +87,7 @@ def painting_form(params_schema: dict[str, Any], *, max_styles: int, styles: str
                                 "description": styles,
                             },
                             "params": {**params_schema, "description": "The parameters, as JSON; defaults if absent."},
+                            **(extra or {}),
                         },
                     },
                     "encoding": {"params": {"contentType": "application/json"}},

@@ -1,13 +1,14 @@
 """How both services log: plain lines for a person, or JSON lines for a log pipeline, and every line
-said while working on a painting carries its id (Gallery) and its Studio job's id.
+said while working on a painting carries its id (Gallery), its Studio job's id, and (Gallery, with a
+pool of Studios) the name of the Studio the job is on.
 
     configure_logging("json", level="INFO", service="studio")    # from the CLI, once
     with about(painting=painting_id, job=job_id): log.info(...)  # lines inside carry both ids
-    about_job(job_id)                                             # set for the rest of this task
+    about_job(job_id, studio="gpu-1")                             # set for the rest of this task
 
 The ids live in context variables: each asyncio task (one per painting in Gallery's dispatcher) has
 its own, so concurrent paintings never mix. A filter copies them onto each record as it is made;
-the JSON formatter writes them out (`"painting"`, `"job"`), the text formatter appends them.
+the JSON formatter writes them out (`"painting"`, `"job"`, `"studio"`), the text formatter appends them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ LogFormat = Literal["text", "json"]
 
 _PAINTING: contextvars.ContextVar[str | None] = contextvars.ContextVar("painting", default=None)
 _JOB: contextvars.ContextVar[str | None] = contextvars.ContextVar("job", default=None)
+_STUDIO: contextvars.ContextVar[str | None] = contextvars.ContextVar("studio", default=None)
+_IDS = ("painting", "job", "studio")
 
 
 @contextlib.contextmanager
@@ -47,17 +50,20 @@ def about_painting(painting: str) -> None:
     _PAINTING.set(painting)
 
 
-def about_job(job: str | None) -> None:
-    """For the rest of the current task, lines carry this Studio job id."""
+def about_job(job: str | None, *, studio: str | None = None) -> None:
+    """For the rest of the current task, lines carry this Studio job id (and the Studio's name)."""
     _JOB.set(job)
+    _STUDIO.set(studio)
 
 
 class ContextIds(logging.Filter):
-    """Copies the context's painting and job ids onto each record (as `painting`, `job`)."""
+    """Copies the context's painting and job ids and Studio name onto each record (as `painting`,
+    `job`, `studio`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.painting = _PAINTING.get()
         record.job = _JOB.get()
+        record.studio = _STUDIO.get()
         return True
 
 
@@ -76,7 +82,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key in ("painting", "job"):
+        for key in _IDS:
             value = getattr(record, key, None)
             if value is not None:
                 line[key] = value
@@ -93,7 +99,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        ids = [f"{key}={value}" for key in ("painting", "job") if (value := getattr(record, key, None))]
+        ids = [f"{key}={value}" for key in _IDS if (value := getattr(record, key, None))]
         return f"{text} [{' '.join(ids)}]" if ids else text
 
 

@@ -22,9 +22,9 @@ import math
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, NamedTuple, cast, get_args
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -56,6 +56,17 @@ MAX_ERROR_CHARS = 10_000
 MAX_WEIGHT_CHANGES = 100  # per painting: the page's history and the marks on its loss curve stay readable
 RemoteAction = Literal["cancel", "forget", "weights"]
 REMOTE_ACTIONS: tuple[RemoteAction, ...] = get_args(RemoteAction)
+
+
+class DueAction(NamedTuple):
+    """What the other side must still do to one of its jobs: the action, when it was (last) asked,
+    and where that side is (`remote_url`: which Studio; None for the only one)."""
+
+    action: RemoteAction
+    asked: datetime
+    remote_url: str | None
+
+
 _SCOPE_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _OWNER_RE = re.compile(r"[0-9a-f]{64}")
 # What a database says when the fault is the machine's (disk full or read-only, I/O error, server
@@ -108,6 +119,7 @@ _FIELDS: dict[str, Any] = {
     "remote_id": _check_text(200),
     "remote_url": _check_text(2000),
     "remote_cursor": _check_text(200),
+    "preview_iteration": lambda value: None if value is None else _check_count(value),
 }
 
 
@@ -122,6 +134,12 @@ def _checked_owner(owner: str | None) -> str | None:
     if owner is not None and not _OWNER_RE.fullmatch(owner):
         raise ValueError("an owner is a digest: 64 lowercase hex digits")
     return owner
+
+
+def _checked_holder(holder: object) -> str:
+    if not isinstance(holder, str) or not 1 <= len(holder) <= 200:
+        raise ValueError("a lease holder is a name of 1 to 200 characters")
+    return holder
 
 
 def _statuses(statuses: Iterable[Status | str]) -> list[str]:
@@ -253,8 +271,13 @@ class Catalog:
         owner: str | None = None,
         remote_id: str | None = None,
         remote_url: str | None = None,
+        resume_from: tuple[str, int] | None = None,
     ) -> PaintingRecord:
         """Store a new painting and return it.
+
+        `resume_from` (an image id and the iteration it shows) makes a painting that starts there,
+        as one moved from another Studio: its preview and its iteration are that point, so its
+        first run resumes from it.
 
         The style blend weights come from `params.blend_for(len(style_images))` (ValueError when
         they do not fit). A generator model's painting (engine `model`), or one in the fast engine's
@@ -281,6 +304,11 @@ class Catalog:
         if idempotency_key is not None and (not 1 <= len(idempotency_key) <= 200 or "\x00" in idempotency_key):
             raise ValueError("an idempotency key must be 1 to 200 characters, without NUL")
         fields = _checked_fields({"remote_id": remote_id, "remote_url": remote_url})
+        preview, at = (None, None) if resume_from is None else resume_from
+        if preview is not None:
+            check_image_id(preview)
+            if _check_count(at) >= params.steps:
+                raise ValueError(f"a painting of {params.steps} steps cannot start at iteration {at}")
         now = _now()
         row = {
             "id": painting_id,
@@ -290,9 +318,10 @@ class Catalog:
             "status": Status(status).value,
             "params": params.model_dump(mode="json"),
             "content_image": content_image,
-            "preview_image": None,
+            "preview_image": preview,
+            "preview_iteration": at,
             "result_image": None,
-            "iteration": 0,
+            "iteration": at or 0,
             "iterations": params.steps,
             "error": None,
             "remote_cursor": None,
@@ -534,10 +563,34 @@ class Catalog:
         with self._write() as s:
             applied = self._conditional_update(s, painting_id, list(from_), values)
             if applied and cancel_remote:
-                remote_id = s.scalar(sa.select(db.PaintingRow.remote_id).where(db.PaintingRow.id == painting_id))
-                if remote_id is not None:
-                    self._add_remote_action(s, remote_id, "cancel")
+                p = db.PaintingRow
+                remote = s.execute(sa.select(p.remote_id, p.remote_url).where(p.id == painting_id)).one()
+                if remote.remote_id is not None:
+                    self._add_remote_action(s, remote.remote_id, "cancel", remote.remote_url)
             return applied
+
+    def move_off_remote(self, painting_id: str, remote_id: str, **fields: Any) -> bool:
+        """Take an unfinished painting back from its remote job `remote_id` (its Studio is gone): it is
+        queued again with no job, no Studio and no cursor, `attempts` + 1, and `fields` set (see
+        `transition`), and that job is added to `remote_actions` as "forget" at its Studio, in the
+        same transaction, so the Studio stops and deletes it whenever it returns. Only while the
+        painting is still on that job; returns whether it applied. Raises NotFound."""
+        check_painting_id(painting_id)
+        values = {
+            "status": Status.QUEUED.value,
+            **_checked_fields({**fields, "remote_id": None, "remote_url": None, "remote_cursor": None}),
+            "attempts": db.PaintingRow.attempts + 1,
+        }
+        p = db.PaintingRow
+        with self._write() as s:
+            found = s.execute(
+                sa.select(p.remote_url).where(p.id == painting_id, p.scope == self.scope, p.remote_id == remote_id)
+            ).first()
+            if found is None or not self._conditional_update(s, painting_id, list(UNFINISHED), values):
+                self._require(s, painting_id)
+                return False
+            self._add_remote_action(s, remote_id, "forget", found.remote_url)
+            return True
 
     def update(self, painting_id: str, *, only_if: Iterable[Status] | None = None, **fields: Any) -> bool:
         """Set some fields (not the status) of a painting; see `transition` for the fields.
@@ -555,9 +608,11 @@ class Catalog:
         point: ProgressPoint,
         *,
         preview_image: str | None = None,
+        remote_cursor: str | None = None,
         only_if: Iterable[Status] = UNFINISHED,
     ) -> bool:
-        """Add a point to the loss curve and move the painting's iteration (and preview) to it.
+        """Add a point to the loss curve and move the painting's iteration (and preview) to it, and
+        how far the other side's event stream was read (`remote_cursor`), when given.
 
         One transaction; applies only while the painting's status is one of `only_if` (by default
         not finished, so a late frame cannot touch a cancelled painting). A point for an iteration
@@ -567,6 +622,8 @@ class Catalog:
         _check_count(point.iteration)
         _check_count(point.evaluations)
         values: dict[str, Any] = {"iteration": point.iteration}
+        if remote_cursor is not None:
+            values.update(_checked_fields({"remote_cursor": remote_cursor}))
         if preview_image is not None:
             values["preview_image"] = check_image_id(preview_image)
             values["preview_iteration"] = point.iteration
@@ -627,7 +684,7 @@ class Catalog:
             row.weight_changes = [c.to_json() for c in (*record.weight_changes, change)]
             row.updated_at = now
             if forward_remote and row.remote_id is not None:
-                self._add_remote_action(s, row.remote_id, "weights")
+                self._add_remote_action(s, row.remote_id, "weights", row.remote_url)
             s.flush()
             return self._records(s, [row])[0], True
 
@@ -663,11 +720,13 @@ class Catalog:
         check_painting_id(painting_id)
         p = db.PaintingRow
         with self._write() as s:
-            found = s.execute(sa.select(p.remote_id).where(p.id == painting_id, p.scope == self.scope)).first()
+            found = s.execute(
+                sa.select(p.remote_id, p.remote_url).where(p.id == painting_id, p.scope == self.scope)
+            ).first()
             if found is None:
                 return False
             if forget_remote and found.remote_id is not None:
-                self._add_remote_action(s, found.remote_id, "forget")
+                self._add_remote_action(s, found.remote_id, "forget", found.remote_url)
             # The foreign keys cascade too; deleting explicitly does not depend on SQLite's pragma.
             s.execute(sa.delete(db.ProgressRow).where(db.ProgressRow.painting_id == painting_id))
             s.execute(sa.delete(db.StyleRow).where(db.StyleRow.painting_id == painting_id))
@@ -676,19 +735,26 @@ class Catalog:
 
     # -- what the other side must still do ----------------------------------------------------
 
-    def add_remote_action(self, remote_id: str, action: RemoteAction) -> None:
-        """Remember that the other side must `cancel` or `forget` its job `remote_id`, or take its
-        painting's latest loss `weights` (idempotent; a forget replaces a cancel or weights, a cancel
-        replaces weights, never the other way round; weights again mark the intent as asked anew)."""
-        _checked_fields({"remote_id": remote_id})
+    def add_remote_action(self, remote_id: str, action: RemoteAction, remote_url: str | None = None) -> None:
+        """Remember that the other side (at `remote_url`, when there are several) must `cancel` or
+        `forget` its job `remote_id`, or take its painting's latest loss `weights` (idempotent; a
+        forget replaces a cancel or weights, a cancel replaces weights, never the other way round;
+        weights again mark the intent as asked anew)."""
+        _checked_fields({"remote_id": remote_id, "remote_url": remote_url})
         with self._write() as s:
-            self._add_remote_action(s, remote_id, action)
+            self._add_remote_action(s, remote_id, action, remote_url)
 
-    def _add_remote_action(self, s: Session, remote_id: str, action: RemoteAction) -> None:
+    def _add_remote_action(self, s: Session, remote_id: str, action: RemoteAction, remote_url: str | None) -> None:
         if action not in REMOTE_ACTIONS:
             raise ValueError(f"a remote action is one of {REMOTE_ACTIONS}, not {action!r}")
         dialect = postgresql if self.backend == "postgresql" else sqlite
-        row = {"scope": self.scope, "remote_id": remote_id, "action": action, "created_at": _now()}
+        row = {
+            "scope": self.scope,
+            "remote_id": remote_id,
+            "action": action,
+            "created_at": _now(),
+            "remote_url": remote_url,
+        }
         insert = dialect.insert(db.RemoteActionRow).values(row)
         keys = ["scope", "remote_id"]
         r = db.RemoteActionRow
@@ -705,13 +771,16 @@ class Catalog:
         with self._read() as s:
             return [(remote_id, cast(RemoteAction, action)) for remote_id, action in s.execute(query)]
 
-    def remote_action(self, remote_id: str) -> tuple[RemoteAction, datetime] | None:
-        """What the other side must still do to job `remote_id`, and when it was (last) asked; None: nothing."""
+    def remote_action(self, remote_id: str) -> DueAction | None:
+        """What the other side must still do to job `remote_id`, when it was (last) asked, and where;
+        None: nothing."""
         r = db.RemoteActionRow
-        query = sa.select(r.action, r.created_at).where(r.scope == self.scope, r.remote_id == remote_id)
+        query = sa.select(r.action, r.created_at, r.remote_url).where(r.scope == self.scope, r.remote_id == remote_id)
         with self._read() as s:
             found = s.execute(query).first()
-        return None if found is None else (cast(RemoteAction, found.action), found.created_at)
+        if found is None:
+            return None
+        return DueAction(cast(RemoteAction, found.action), found.created_at, found.remote_url)
 
     def remove_remote_action(self, remote_id: str, action: RemoteAction, *, asked_by: datetime | None = None) -> None:
         """The other side confirmed `action` (or no longer knows the job): forget the intent, unless a
@@ -723,6 +792,71 @@ class Catalog:
             stmt = stmt.where(r.created_at <= asked_by)
         with self._write() as s:
             s.execute(stmt)
+
+    # -- who drives a painting (several Gallery processes on one database) -----------------------
+
+    def claim(self, painting_id: str, holder: str, lease_s: float) -> bool:
+        """Take (or keep) the lease on driving an unfinished painting for `lease_s` seconds: only when
+        nobody holds it, its lease ran out, or `holder` holds it already. One conditional UPDATE, so
+        of two processes claiming at once one wins. Whether `holder` holds it now."""
+        check_painting_id(painting_id)
+        now = _now()
+        p = db.PaintingRow
+        stmt = (
+            sa.update(p)
+            .where(
+                p.id == painting_id,
+                p.scope == self.scope,
+                p.status.in_(_statuses(UNFINISHED)),
+                sa.or_(p.holder.is_(None), p.holder == holder, p.held_until < now),
+            )
+            .values(holder=_checked_holder(holder), held_until=now + timedelta(seconds=lease_s))
+            .execution_options(synchronize_session=False)
+        )
+        with self._write() as s:
+            return cast("CursorResult[Any]", s.execute(stmt)).rowcount == 1
+
+    def renew(self, holder: str, lease_s: float) -> set[str]:
+        """Extend every lease `holder` still has on an unfinished painting by `lease_s` from now; the
+        ids of those paintings (one that another process took after the lease ran out is not among them)."""
+        now = _now()
+        p = db.PaintingRow
+        mine = sa.and_(p.scope == self.scope, p.holder == holder, p.status.in_(_statuses(UNFINISHED)))
+        with self._write() as s:
+            s.execute(
+                sa.update(p)
+                .where(mine)
+                .values(held_until=now + timedelta(seconds=lease_s))
+                .execution_options(synchronize_session=False)
+            )
+            return set(s.scalars(sa.select(p.id).where(mine)))
+
+    def release(self, holder: str, painting_ids: Iterable[str] | None = None) -> None:
+        """Give up `holder`'s leases (on these paintings, or all), so that another process may take
+        them at once (a process stopping cleanly)."""
+        p = db.PaintingRow
+        stmt = sa.update(p).where(p.scope == self.scope, p.holder == holder)
+        if painting_ids is not None:
+            stmt = stmt.where(p.id.in_(list(painting_ids)))
+        with self._write() as s:
+            s.execute(stmt.values(holder=None, held_until=None).execution_options(synchronize_session=False))
+
+    def claimable(self, holder: str, *, limit: int = MAX_PAGE) -> list[str]:
+        """Unfinished paintings nobody drives (no lease, a lease run out, or `holder`'s own), oldest first."""
+        now = _now()
+        p = db.PaintingRow
+        query = (
+            sa.select(p.id)
+            .where(
+                p.scope == self.scope,
+                p.status.in_(_statuses(UNFINISHED)),
+                sa.or_(p.holder.is_(None), p.holder == holder, p.held_until < now),
+            )
+            .order_by(p.created_at, p.id)
+            .limit(limit)
+        )
+        with self._read() as s:
+            return list(s.scalars(query))
 
     # -- images, across every scope ------------------------------------------------------------
 
@@ -772,4 +906,12 @@ class Catalog:
         return {ref.image_id for ref in self.image_references()}
 
 
-__all__ = ["CATALOG_FILENAME", "MAX_PAGE", "MAX_WEIGHT_CHANGES", "REMOTE_ACTIONS", "Catalog", "RemoteAction"]
+__all__ = [
+    "CATALOG_FILENAME",
+    "MAX_PAGE",
+    "MAX_WEIGHT_CHANGES",
+    "REMOTE_ACTIONS",
+    "Catalog",
+    "DueAction",
+    "RemoteAction",
+]

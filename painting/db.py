@@ -145,6 +145,10 @@ class PaintingRow(Base):
     owner: Mapped[str | None] = mapped_column(String(64))
     # The loss weights changed while it painted, oldest first: [{iteration, weights, at}] (None: never).
     weight_changes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDocument)
+    # Which Gallery process drives it, and until when unless renewed (Catalog.claim): replicas share
+    # the database, and a painting's dispatch is one process's at a time.
+    holder: Mapped[str | None] = mapped_column(String(200))
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         UniqueConstraint("scope", "idempotency_key"),
@@ -197,8 +201,9 @@ class RemoteActionRow(Base):
 
     scope: Mapped[str] = mapped_column(String(32), primary_key=True)
     remote_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    action: Mapped[str] = mapped_column(String(16))  # "cancel" or "forget"
+    action: Mapped[str] = mapped_column(String(16))  # "cancel", "forget" or "weights"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    remote_url: Mapped[str | None] = mapped_column(String(2000))  # which Studio (None: the only one)
 
 
 class HealthRow(Base):

@@ -4,6 +4,7 @@ memory budget that guards the workers.
     estimator = Estimator(supervisor, budget_bytes=None, workers_per_device=1)
     estimator.describe(params, 1200, 900, styles=1)   # the answer of POST /v1/estimate
     estimator.refusal(params, 1200, 900, styles=1)    # why a job is refused (422), or None
+    estimator.capacity()                              # what GET /v1/status says of the budget and speed
 
 The model is `painting.estimate`'s; the numbers it needs come from the workers: each one's timing
 (`calibrated`, measured once it is idle after starting) and the memory it holds and its device has
@@ -26,6 +27,10 @@ from painting.estimate import (
 from painting.params import Params
 
 MEMORY_SHARE = 0.5  # of the device's memory, when no budget is set
+# The painting `capacity` describes a Studio by: default params (gatys), one style, a 4:3 landscape photo.
+REFERENCE_PHOTO = (1600, 1200)  # width, height
+# The iteration `capacity` times: a painting 512 px tall and 683 px wide (size 512 of a 4:3 landscape photo).
+REFERENCE_ITERATION_PIXELS = 512 * 683
 UNKNOWN_MEMORY_BYTES = 8 * 2**30  # a machine that does not say how much it has
 
 
@@ -82,6 +87,31 @@ class Estimator:
             found = Estimate(None, found.peak_bytes, found.passes, reason=self._why_no_timing())
         return found
 
+    def largest_size(self, params: Params, width: int | None, height: int | None) -> int | None:
+        """The largest params.size at which this painting fits the memory budget; None: none does."""
+        return largest_size(params, width, height, self.budget_bytes(), base_bytes=self.base_bytes())
+
+    def iteration_seconds(self, pixels: int) -> float | None:
+        """Seconds one Gatys iteration takes at `pixels` (its evaluations, by the slowest worker's
+        timing); None until a worker has timed itself."""
+        calibration = self.workers.calibration()
+        if calibration is None:
+            return None
+        return calibration.evaluations_per_iteration * calibration.evaluation_seconds(pixels)
+
+    def capacity(self) -> dict[str, Any]:
+        """What a dispatcher choosing between Studios needs of this one's memory and speed:
+        `memory_budget_bytes`; `largest_size`, the largest params.size of a default Gatys painting of a
+        1600×1200 photo with one style that fits it (null: none fits); `iteration_seconds_512`, one
+        Gatys iteration of a painting 512 px tall and 683 px wide, in seconds (null until a worker has
+        timed itself)."""
+        seconds = self.iteration_seconds(REFERENCE_ITERATION_PIXELS)
+        return {
+            "memory_budget_bytes": self.budget_bytes(),
+            "largest_size": self.largest_size(Params(), *REFERENCE_PHOTO),
+            "iteration_seconds_512": None if seconds is None else round(seconds, 4),
+        }
+
     def describe(self, params: Params, width: int | None, height: int | None, *, styles: int = 1) -> dict[str, Any]:
         """The estimate as the API answers it: seconds (null with a reason until a worker has timed
         itself), peak_bytes, each pass, the budget, whether it fits and the largest size that does."""
@@ -91,7 +121,7 @@ class Estimator:
             **found.to_json(),
             "budget_bytes": budget,
             "fits": found.peak_bytes <= budget,
-            "largest_size": largest_size(params, width, height, budget, base_bytes=self.base_bytes()),
+            "largest_size": self.largest_size(params, width, height),
         }
 
     def refusal(self, params: Params, width: int | None, height: int | None, *, styles: int = 1) -> str | None:
@@ -101,7 +131,7 @@ class Estimator:
         if found.peak_bytes <= budget:
             return None
         last = found.passes[-1]
-        largest = largest_size(params, width, height, budget, base_bytes=self.base_bytes())
+        largest = self.largest_size(params, width, height)
         advice = (
             f"the largest size that fits is {largest} px (params.size)"
             if largest is not None
@@ -125,4 +155,4 @@ def _gb(n: int) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
 
 
-__all__ = ["Estimator", "MEMORY_SHARE"]
+__all__ = ["Estimator", "MEMORY_SHARE", "REFERENCE_ITERATION_PIXELS", "REFERENCE_PHOTO"]

@@ -2,6 +2,7 @@
 
     jobs = Jobs(catalog, images, events, cancel_running=supervisor.cancel)
     record, created = jobs.create(content_png, [style_png], params_json, idempotency_key="k")
+    jobs.create(content_png, [style_png], params_json, init=preview_png, start_iteration=40)  # resumes at 40
     jobs.describe(record.id)     # the API's JSON
     jobs.cancel(record.id)       # stop it; jobs.forget(record.id): and delete it and its images
     jobs.change_weights(record.id, {"style_weight": 100.0})   # from its next iteration on
@@ -25,6 +26,7 @@ from painting.fsck import SERVICE_GRACE_S, collect
 from painting.images import ImageStore, upright_size
 from painting.params import (
     MAX_STYLES,
+    Params,
     check_inputs,
     model_kind,
     painting_shape,
@@ -80,12 +82,16 @@ class Jobs:
         params_text: str | None,
         *,
         idempotency_key: str | None = None,
+        init: bytes | None = None,
+        start_iteration: int | None = None,
     ) -> tuple[PaintingRecord, bool]:
         """Check everything, then store the images and the job; (job, whether it is new).
 
         Raises BadRequest (422), ImageRejected (413/415); nothing is stored for a rejected request.
         A key already used returns that job and stores nothing. `content` is None only for a
-        latent generator model's job.
+        latent generator model's job. `init` and `start_iteration` (both or neither, gatys only)
+        resume a painting begun elsewhere: the job is stored with `init` as its preview at
+        `start_iteration`, so its run starts from there (`JobRunner.paint_message`).
         """
         try:
             params = parse_params(params_text)
@@ -101,6 +107,7 @@ class Jobs:
             check_inputs(params, content=content is not None, styles=len(styles), model_kind=kind)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
+        _check_resume(params, init, start_iteration)
         upright = upright_size(content) if content is not None else None  # as shown (EXIF orientation applied)
         if upright is not None:  # else put_all says why it cannot be read
             try:
@@ -117,14 +124,19 @@ class Jobs:
             existing = self.catalog.find_by_idempotency_key(idempotency_key)
             if existing is not None:
                 return existing, False
-        content_ref, style_refs = self.images.put_inputs(content, styles)
-        record = self.catalog.create(
-            params=params,
-            content_image=content_ref.id if content_ref is not None else None,
-            style_images=[s.id for s in style_refs],
-            idempotency_key=idempotency_key,
-        )
-        return record, True
+        uploads = [("content", content)] if content is not None else []
+        uploads += [("style", s) for s in styles] + ([("init", init)] if init is not None else [])
+        refs = self.images.put_all(uploads)  # all checked before any is written
+        content_ref = refs.pop(0) if content is not None else None
+        init_ref = refs.pop() if init is not None else None
+        fields: dict[str, Any] = {
+            "params": params,
+            "content_image": content_ref.id if content_ref is not None else None,
+            "style_images": [s.id for s in refs],
+            "idempotency_key": idempotency_key,
+        }
+        resume_from = None if init_ref is None or start_iteration is None else (init_ref.id, start_iteration)
+        return self.catalog.create(**fields, resume_from=resume_from), True
 
     def describe(self, job_id: str) -> dict[str, Any]:
         """The job as the API shows it; raises NotFound."""
@@ -197,6 +209,24 @@ class Jobs:
         if self.cancel_running(job_id) != "running":
             self.events.finish(job_id, Status.CANCELLED)
         return self.catalog.get(job_id)
+
+
+def _check_resume(params: Params, init: bytes | None, start_iteration: int | None) -> None:
+    """BadRequest unless `init` and `start_iteration` are both absent, or both given for a gatys job
+    with 0 <= start_iteration < its iterations (`Params.steps`, coarse passes' included)."""
+    if init is None and start_iteration is None:
+        return
+    if start_iteration is None:
+        raise BadRequest("start_iteration: needed with init (the iteration the init image shows)")
+    if init is None:
+        raise BadRequest("init: needed with start_iteration (the image to resume from)")
+    if params.engine != "gatys":
+        raise BadRequest("init: only the gatys engine resumes from an image")
+    if not 0 <= start_iteration < params.steps:
+        raise BadRequest(
+            f"start_iteration: must be 0 or more and less than the job's {params.steps} iterations, "
+            f"got {start_iteration}"
+        )
 
 
 def start_forgetting(jobs: Jobs, *, every_s: float, older_than_s: float) -> asyncio.Task[None]:

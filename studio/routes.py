@@ -1,6 +1,7 @@
 """Studio's routes: the job API (v1) and the health checks.
 
-    POST   /v1/jobs                multipart: content, style (one or more), params (JSON)  -> 202 job
+    POST   /v1/jobs                multipart: content, style (one or more), params (JSON); to resume a
+                                   gatys painting elsewhere, init (the image) + start_iteration -> 202 job
     GET    /v1/jobs/{id}           state, iteration, last losses, preview/result image ids, error
     GET    /v1/jobs/{id}/events    Server-Sent Events; Last-Event-ID resumes
     POST   /v1/jobs/{id}/cancel    stop it (it stays, cancelled)                           -> 202 job
@@ -10,7 +11,9 @@
     GET    /v1/images/{id}         the image bytes
     POST   /v1/estimate            JSON {params, width, height, styles}: seconds (null until a worker has
                                    timed itself), peak memory, the budget, the largest size that fits
-    GET    /v1/status              capacity and load: its workers (device, job, timing), running and queued
+    GET    /v1/status              capacity and load: its workers (device, job, timing), workers_ready,
+                                   running and queued, ready and reason, engines, models, the memory
+                                   budget, largest_size and iteration_seconds_512 (for a dispatcher)
     GET    /v1/metrics             Prometheus metrics: jobs, queue, workers, restarts, faults, latency
     GET    /health/live            the process is up
     GET    /health/ready           storage takes writes and a worker is up with its model loaded (503 and
@@ -26,6 +29,7 @@ before anything is stored, each refusal `{"detail": str}` as the routes' `respon
 from __future__ import annotations
 
 import hmac
+import re
 import struct
 from typing import Any
 
@@ -41,6 +45,7 @@ from painting.estimate import EstimateRequest
 from painting.params import BUILTIN_STYLES, MAX_STYLES, LossWeights, Params, parse_params
 from studio.state import StudioDep
 
+WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,9}")
 # One Server-Sent Event of a job's stream (keep-alive comments are not events).
 SSE_EVENT: dict[str, Any] = {
     "type": "object",
@@ -55,6 +60,20 @@ JOB_FORM = painting_form(
     Params.model_json_schema(),
     max_styles=MAX_STYLES,
     styles="One or more style images (at most STUDIO_MAX_STYLES, 8 by default).",
+    extra={
+        "init": {
+            "type": "string",
+            "format": "binary",
+            "description": "Resume a gatys painting from this image (the latest preview of a run elsewhere): "
+            "PNG, JPEG or WEBP, checked like the photo; only with start_iteration.",
+        },
+        "start_iteration": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "The iteration the init image shows: the job starts there (0 up to, not including, "
+            "its iterations, coarse passes' included); only with init.",
+        },
+    },
 )
 
 
@@ -89,18 +108,41 @@ async def create_job(
         None, alias="Idempotency-Key", description="1 to 200 characters; a key used before returns that job."
     ),
 ) -> JSONResponse:
+    """Check and store a job, then queue it. A job may resume a gatys painting from an image (Gallery
+    moves a painting whose Studio is gone): `init`, the image, and `start_iteration`, the iteration it
+    shows; the job then starts there. Either both or neither; refused (422, nothing stored) for another
+    engine or an iteration outside [0, its iterations)."""
     max_styles = studio.settings.max_styles
     too_many = f"style: at most {max_styles} style images"
     async with read_form(request, max_files=max_styles + 2, max_fields=16, too_many_files=too_many) as form:
         contents = form.getlist("content")  # none only for a latent model's job: Jobs.create checks
         content = await file_part(contents, "content") if contents else None
         styles = [await file_part([s], "style") for s in form.getlist("style")]
+        inits = form.getlist("init")
+        init = await file_part(inits, "init") if inits else None
+        start_iteration = _whole_number(form.getlist("start_iteration"), "start_iteration")
         params = form.get("params")
         if isinstance(params, UploadFile):
             params = (await params.read()).decode("utf-8", errors="replace")
-    record, _created = studio.jobs.create(content, styles, params, idempotency_key=idempotency_key)
+    record, _created = studio.jobs.create(
+        content, styles, params, idempotency_key=idempotency_key, init=init, start_iteration=start_iteration
+    )
     studio.supervisor.submit(record.id)
     return JSONResponse(studio.jobs.describe(record.id), status_code=202)
+
+
+def _whole_number(parts: list[UploadFile | str], name: str) -> int | None:
+    """The optional form field `name` as an int (None when absent); BadRequest unless it is one
+    field of decimal digits, signed or not."""
+    if not parts:
+        return None
+    if len(parts) > 1:
+        raise BadRequest(f"{name}: give exactly one")
+    text = parts[0].strip() if isinstance(parts[0], str) else ""
+    if not WHOLE_NUMBER.fullmatch(text):
+        got = f", got {text[:20]!r}" if text else ""
+        raise BadRequest(f"{name}: must be a whole number{got}")
+    return int(text)
 
 
 @v1.get("/jobs/{job_id}", responses=refusals(404, 422))
@@ -168,10 +210,21 @@ async def get_image(image_id: str, studio: StudioDep) -> FileResponse:
 
 @v1.get("/status")
 async def status(studio: StudioDep) -> dict[str, Any]:
-    """Capacity and load, for whoever sends this Studio work: each worker (ready, its device and
-    backend, the memory it holds, its timing, the job it paints), how many jobs run and wait, and the
-    memory budget one painting must fit in."""
-    return {**studio.supervisor.status(), "memory_budget_bytes": studio.estimator.budget_bytes()}
+    """Capacity and load, for whoever sends this Studio work (Gallery picks the Studio of a pool that
+    can paint a painting and start it soonest):
+
+    - `workers`: each worker (ready, its device and backend, the memory it holds, its timing, the job
+      it paints); `workers_ready`: how many are ready; `running`, `queued`: jobs painting and waiting;
+      `ready`, `reason`: whether Studio takes work, and why not.
+    - `engines`: each engine a worker has: "ready" when one has it ready, else why not ({} until a
+      worker has said); `models`: the names of the generator models a job can use (null until then).
+    - `memory_budget_bytes`: the most memory one painting may need; `largest_size`: the largest
+      params.size of a default gatys painting of a 1600×1200 photo with one style that fits it (null:
+      none); `iteration_seconds_512`: seconds of one gatys iteration of a painting 512 px tall and
+      683 px wide (size 512 of a 4:3 landscape photo), by the slowest worker's timing (null until a
+      worker has timed itself).
+    """
+    return {**studio.supervisor.status(), **studio.estimator.capacity()}
 
 
 @v1.post("/estimate", responses=refusals(422))

@@ -158,23 +158,41 @@ class Supervisor:
         return sum(1 for slot in self._slots if slot.ready)
 
     def status(self) -> dict[str, object]:
-        """Capacity and load: each worker (ready, what it said when ready, the job it paints) and the queue."""
+        """Capacity and load: each worker (ready, what it said when ready, the job it paints), how many
+        are ready, the queue, and what they can paint (`engines`, the usable `models`)."""
         return {
             "workers": [slot.describe() for slot in self._slots],
+            "workers_ready": self.workers_ready,
             "running": self.running,
             "queued": self.queued,
             "ready": self.ready,
             "reason": self.not_ready_reason,
+            "engines": self.engines(),
+            "models": self.usable_models(),
         }
+
+    def engines(self) -> dict[str, str]:
+        """Each engine a worker has named: "ready" when any worker has it ready, else the first
+        worker's reason why not; {} until a worker has said."""
+        merged: dict[str, str] = {}
+        for engines in self._engine_reports():
+            for name, state in engines.items():
+                if merged.get(name) != "ready" and (name not in merged or state == "ready"):
+                    merged[name] = str(state)
+        return merged
 
     def engine_problem(self, engine: str) -> str | None:
         """Why no worker here can paint with `engine`, or None when one can (or none has said yet:
         a worker still starting is given the benefit of the doubt)."""
-        said = [slot.said.get("engines") for slot in self._slots if slot.said]
-        known = [engines for engines in said if isinstance(engines, dict)]
-        if not known or any(engines.get(engine) == "ready" for engines in known):
+        if not self._engine_reports():
             return None
-        return str(known[0].get(engine) or f"no worker here has the {engine} engine")
+        state = self.engines().get(engine)
+        return None if state == "ready" else state or f"no worker here has the {engine} engine"
+
+    def _engine_reports(self) -> list[dict[str, object]]:
+        """The `engines` of each worker that said it when ready, in the workers' order."""
+        said = [slot.said.get("engines") for slot in self._slots if slot.said]
+        return [engines for engines in said if isinstance(engines, dict)]
 
     def builtin_sheet(self) -> bytes | None:
         """The fast engine's built-in styles as one PNG strip (a worker's, once one is ready with it)."""
@@ -188,6 +206,12 @@ class Supervisor:
             if isinstance(models, list):
                 return [m for m in models if isinstance(m, dict)]
         return None
+
+    def usable_models(self) -> list[str] | None:
+        """The names of the generator models a job can paint with (those the workers mark `ok`);
+        None until a worker has said."""
+        found = self.models()
+        return None if found is None else [str(m.get("name")) for m in found if m.get("ok") is True]
 
     def calibration(self) -> Calibration | None:
         """The timing to estimate with: the slowest calibrated worker's (a job may land on any of

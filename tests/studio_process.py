@@ -28,7 +28,8 @@ class StudioProcess:
 
     def __init__(self, data_dir: Path, worker_command: list[str], *, log_level: str = "warning", **env: str) -> None:
         self.data_dir = data_dir
-        self.port = free_port()
+        # STUDIO_PORT given: a Studio started again where it was (the command line's --port carries it).
+        self.port = int(env.pop("STUDIO_PORT")) if "STUDIO_PORT" in env else free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         environ = {
             **os.environ,
@@ -38,7 +39,7 @@ class StudioProcess:
             "STUDIO_KEEPALIVE_S": "1",
             **env,
         }
-        self.log = open(data_dir.parent / f"studio-{self.port}.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.log = open(data_dir.parent / f"studio-{self.port}.log", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "studio", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", log_level],
             env=environ,

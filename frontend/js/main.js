@@ -160,6 +160,11 @@ function forget(id) {
 
 function onEvent(event) {
   const known = paintings.get(event.id);
+  // Relayed from another Gallery process without its larger fields: read the painting itself.
+  if (event.partial) {
+    if (known) refresh(event.id);
+    return;
+  }
   switch (event.type) {
     case "painting.created":
       merge(event.painting);

@@ -198,6 +198,8 @@ export class PaintingView {
       // Coarse passes are cheap: the time left follows the work left, not the iterations left.
       const done = (p.params.engine || "gatys") === "gatys" ? workDone(p.params, last.iteration) : last.iteration / n;
       if (done > 0) eta = `About ${duration((elapsed * (1 - done)) / done)} left`;
+    } else if (movedOff(p)) {
+      eta = "Its painting server is gone: it carries on on another, from its latest preview";
     } else if (p.status === "queued") {
       eta = "Waiting for its turn";
     } else if (p.status === "waiting_for_studio") {
@@ -252,4 +254,9 @@ export class PaintingView {
     const marks = [...passMarks(p.params), ...changeMarks(p.weight_changes)];
     if (!canvas.hidden) drawLossChart(canvas, points, n, marks);
   }
+}
+
+// Gallery took it off a Studio gone for good (gallery/dispatcher.py says "Studio X is gone; ..."), to paint on another.
+function movedOff(p) {
+  return (p.status === "queued" || p.status === "waiting_for_studio") && /^Studio .* is gone;/.test(p.error || "");
 }

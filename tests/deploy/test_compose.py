@@ -6,19 +6,22 @@ check-jsonschema); the Dockerfiles and compose files are parsed, and what must m
 (ports, health checks, data dirs, settings names, the shared token, installed extras, copied sources,
 the command line) is checked against the code (`*Settings.model_fields`, `deep_painting.cli`,
 pyproject.toml, the Makefile). The split deployment (`-f docker-compose.yml -f docker-compose.X-host.yml`)
-is checked through a small model of how compose merges override files and enables services by profile.
+and the pool (`-f docker-compose.yml -f docker-compose.pool.yml`: three Studios, two Gallery replicas, one
+PostgreSQL) are checked through a small model of how compose merges override files, substitutes variables
+and enables services by profile; the pool's environments are read by the settings classes themselves.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shlex
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 from pydantic_settings import BaseSettings
+from sqlalchemy.engine import make_url
 
 from deep_painting.cli import SUBCOMMANDS
 from gallery.settings import GallerySettings
@@ -36,8 +40,15 @@ ROOT = Path(__file__).resolve().parents[2]
 BASE = "docker-compose.yml"
 GPU_HOST = "docker-compose.gpu-host.yml"
 CPU_HOST = "docker-compose.cpu-host.yml"
-COMPOSE_FILES = [BASE, GPU_HOST, CPU_HOST]
+POOL = "docker-compose.pool.yml"
+COMPOSE_FILES = [BASE, GPU_HOST, CPU_HOST, POOL]
 SERVICES = ("studio", "gallery")
+POOL_STUDIOS = ("studio-1", "studio-2", "studio-3")
+POOL_GALLERIES = ("gallery-a", "gallery-b")
+DATABASE = "postgres"
+POOL_SERVICES = {DATABASE, *POOL_GALLERIES, *POOL_STUDIOS}
+# What the pool's tests substitute for the variables its files need (any letters and digits would do).
+POOL_VARIABLES = {"STUDIO_TOKEN": "t0ken" * 8, "POSTGRES_PASSWORD": "pa55word" * 4}
 ENV_PREFIX = {"studio": "STUDIO_", "gallery": "GALLERY_"}
 SETTINGS: dict[str, type[BaseSettings]] = {"studio": StudioSettings, "gallery": GallerySettings}
 PROJECT_NAME = "deep-painting"
@@ -87,6 +98,46 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
     env = service.get("environment", {})
     assert isinstance(env, dict), "environment is written as a mapping (NAME: value) in these files"
     return env
+
+
+def substitute(text: str, variables: Mapping[str, str]) -> str:
+    """`text` with its `${VAR...}` replaced as compose does, from `variables` (the shell's environment)."""
+
+    def value(match: re.Match[str]) -> str:
+        var, op, arg = match["var"], match["op"] or "", match["arg"] or ""
+        found = variables.get(var)
+        missing = found is None or (op.startswith(":") and not found)
+        if op.endswith("?") and missing:
+            raise AssertionError(f"compose stops: {var}: {arg}")
+        if op.endswith("-") and missing:
+            return arg
+        if op.endswith("+"):
+            return "" if missing else arg
+        return found or ""
+
+    return INTERPOLATION.sub(value, text)
+
+
+def kind(service: dict[str, Any]) -> str | None:
+    """Which of our services a compose service runs ("studio", "gallery"), by its image; None: another's."""
+    return next((name for name in SERVICES if service.get("image") == f"{PROJECT_NAME}-{name}"), None)
+
+
+def pool() -> dict[str, Any]:
+    return compose(BASE, POOL)
+
+
+def pool_services(which: str) -> dict[str, dict[str, Any]]:
+    """The pool's services that run `which` ("studio", "gallery")."""
+    return {name: s for name, s in pool()["services"].items() if name in POOL_SERVICES and kind(s) == which}
+
+
+def volume_source(volume: str | dict[str, Any]) -> str:
+    return volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+
+
+def volume_target(volume: str | dict[str, Any]) -> str:
+    return volume["target"] if isinstance(volume, dict) else volume.split(":")[1]
 
 
 def interpolation(value: str) -> re.Match[str]:
@@ -310,6 +361,18 @@ def test_schema_validation_rejects_a_misspelt_key(tmp_path):
     assert "healtcheck" in result.stdout + result.stderr
 
 
+def test_schema_validation_sees_through_the_pools_anchors(tmp_path):
+    """A misspelt key in an `x-` block (which the schema lets be anything) is caught in the services using it."""
+    text = (ROOT / POOL).read_text()
+    head, tail = text.split("x-studio: &studio\n", 1)
+    assert "  healthcheck:" in tail.split("\nx-", 1)[0]
+    broken = tmp_path / POOL
+    broken.write_text(head + "x-studio: &studio\n" + tail.replace("  healthcheck:", "  healtcheck:", 1))
+    result = run_check_jsonschema(broken)
+    assert result.returncode != 0
+    assert "studio-1" in result.stdout + result.stderr
+
+
 # ---------------------------------------------------------------- services, images, builds
 
 
@@ -326,6 +389,17 @@ def test_services_builds_images_and_project_name():
 def test_overrides_name_only_known_services():
     for name in (GPU_HOST, CPU_HOST):
         assert set(load_compose(name)["services"]) <= set(SERVICES), name
+    assert set(load_compose(POOL)["services"]) == set(SERVICES) | POOL_SERVICES
+
+
+def test_pool_runs_the_images_of_the_pair_and_postgres():
+    services = pool()["services"]
+    for which in SERVICES:
+        assert set(pool_services(which)) == set(POOL_STUDIOS if which == "studio" else POOL_GALLERIES)
+        for name, service in pool_services(which).items():
+            assert service["build"] == load_compose(BASE)["services"][which]["build"], name
+    assert re.fullmatch(r"postgres:16(?:[.-]\S*)?", services[DATABASE]["image"])
+    assert "build" not in services[DATABASE]
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -360,6 +434,24 @@ def test_gallery_publishes_its_port_and_studio_is_not_published_on_one_host():
     assert [container_port(p) for p in services["studio"]["expose"]] == [service_port("studio")]
 
 
+def test_pool_ports_studios_unpublished_replicas_on_their_own_host_ports():
+    host_ports = []
+    for which in SERVICES:
+        for name, service in pool_services(which).items():
+            published = service.get("expose", []) + service.get("ports", [])
+            assert {container_port(p) for p in published} == {service_port(which)}, name
+            assert int(health_url(" ".join(service["healthcheck"]["test"]))["port"]) == service_port(which)
+            if which == "studio":
+                assert "ports" not in service, f"{name}: the Studios are for the replicas only"
+            else:
+                [mapping] = service["ports"]
+                host_ports.append(substitute(str(mapping).rsplit(":", 1)[0], {}))
+    assert len(host_ports) == len(POOL_GALLERIES) == len(set(host_ports)), host_ports
+    postgres = pool()["services"][DATABASE]
+    assert "ports" not in postgres, "the database is for the replicas only"
+    assert [container_port(p) for p in postgres["expose"]] == [5432]
+
+
 def test_gallery_default_studio_url_is_the_studio_service_and_port():
     url = environment(load_compose(BASE)["services"]["gallery"])["GALLERY_STUDIO_URL"]
     match = interpolation(url)
@@ -370,14 +462,39 @@ def test_gallery_default_studio_url_is_the_studio_service_and_port():
 # ---------------------------------------------------------------- health checks
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_compose_healthcheck_is_the_dockerfile_healthcheck(service):
+def assert_dockerfile_healthcheck(service: str, check: dict[str, Any]) -> None:
     options, command = dockerfile_healthcheck(service)
-    check = load_compose(BASE)["services"][service]["healthcheck"]
     assert check["test"][0] == "CMD"
     assert check["test"][1:] == command
     assert health_url(" ".join(command))["path"] == HEALTH_PATH
     assert {key.replace("_", "-"): str(value) for key, value in check.items() if key != "test"} == options
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_compose_healthcheck_is_the_dockerfile_healthcheck(service):
+    assert_dockerfile_healthcheck(service, load_compose(BASE)["services"][service]["healthcheck"])
+
+
+@pytest.mark.parametrize("name", [*POOL_STUDIOS, *POOL_GALLERIES])
+def test_pool_healthchecks_are_the_dockerfile_healthcheck(name):
+    spec = pool()["services"][name]
+    which = kind(spec)
+    assert which is not None, f"{name} runs neither image"
+    assert_dockerfile_healthcheck(which, spec["healthcheck"])
+
+
+def test_postgres_healthcheck_asks_pg_isready_over_tcp_for_the_replicas_database():
+    postgres = pool()["services"][DATABASE]
+    env = environment(postgres)
+    command = postgres["healthcheck"]["test"]
+    assert command[:2] == ["CMD", "pg_isready"]
+    options = dict(zip(command[2::2], command[3::2], strict=True))
+    assert options == {
+        "--host": "127.0.0.1",  # TCP: the image's first-start server listens on the socket only
+        "--port": str(container_port(postgres["expose"][0])),
+        "--username": env["POSTGRES_USER"],
+        "--dbname": env["POSTGRES_DB"],
+    }
 
 
 # ---------------------------------------------------------------- GPU
@@ -392,21 +509,39 @@ def test_studio_reserves_an_nvidia_gpu_and_gallery_none():
     assert "gpus" not in services["gallery"]
 
 
+def test_each_pool_studio_reserves_its_own_gpu_and_nothing_else_reserves_one():
+    services = pool()["services"]
+    reserved = []
+    for name in POOL_STUDIOS:
+        [device] = services[name]["deploy"]["resources"]["reservations"]["devices"]
+        assert device["driver"] == "nvidia" and "gpu" in device["capabilities"], name
+        assert "count" not in device, f"{name}: count and device_ids exclude each other"
+        [gpu] = device["device_ids"]
+        reserved.append(gpu)
+    assert sorted(reserved) == [str(i) for i in range(len(POOL_STUDIOS))], reserved
+    for name in (*POOL_GALLERIES, DATABASE):
+        assert "deploy" not in services[name] and "gpus" not in services[name], name
+
+
 # ---------------------------------------------------------------- volumes and data dirs
 
 
-def test_named_volumes_are_declared():
-    config = load_compose(BASE)
+@pytest.mark.parametrize("override", [None, POOL])
+def test_named_volumes_are_declared(override):
+    config = compose(BASE, override) if override else compose(BASE)
     for name, service in config["services"].items():
         for volume in service.get("volumes", []):
-            source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+            source = volume_source(volume)
             if not source.startswith((".", "/", "~", "$")):
                 assert source in (config.get("volumes") or {}), f"{name}: volume {source} is not declared"
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_volume_mounts_the_data_dir(service):
-    spec = load_compose(BASE)["services"][service]
+@pytest.mark.parametrize(
+    ("service", "name"),
+    [*((s, s) for s in SERVICES), *(("studio", n) for n in POOL_STUDIOS), *(("gallery", n) for n in POOL_GALLERIES)],
+)
+def test_volume_mounts_the_data_dir(service, name):
+    spec = pool()["services"][name] if name in POOL_SERVICES else load_compose(BASE)["services"][service]
     variable = f"{ENV_PREFIX[service]}DATA_DIR"
     data_dir = dockerfile_env(service)[variable]
     assert environment(spec)[variable] == data_dir
@@ -417,8 +552,9 @@ def test_volume_mounts_the_data_dir(service):
     assert all(isinstance(v, dict) and v.get("read_only") for v in spec["volumes"][1:]), spec["volumes"]
 
 
-def test_studio_serves_the_models_folder_it_mounts():
-    spec = load_compose(BASE)["services"]["studio"]
+@pytest.mark.parametrize("name", ["studio", *POOL_STUDIOS])
+def test_studio_serves_the_models_folder_it_mounts(name):
+    spec = pool()["services"][name] if name in POOL_SERVICES else load_compose(BASE)["services"][name]
     models = environment(spec)["STUDIO_MODELS_DIR"]
     mounts = [v for v in spec["volumes"] if isinstance(v, dict) and v["target"] == models]
     assert [(m["type"], m["read_only"]) for m in mounts] == [("bind", True)], spec["volumes"]
@@ -428,6 +564,22 @@ def test_services_do_not_share_a_volume():
     services = load_compose(BASE)["services"]
     sources = [str(v).split(":")[0] for name in SERVICES for v in services[name]["volumes"]]
     assert len(sources) == len(set(sources))
+
+
+def test_pool_replicas_share_one_data_volume_and_the_others_have_their_own():
+    config = pool()
+    services = config["services"]
+    data = {name: volume_source(services[name]["volumes"][0]) for name in (*POOL_GALLERIES, *POOL_STUDIOS)}
+    [shared] = {data[name] for name in POOL_GALLERIES}
+    assert shared in config["volumes"], "a named volume, not a host folder"
+    assert shared != volume_source(load_compose(BASE)["services"]["gallery"]["volumes"][0]), "not the pair's SQLite"
+    studios = [data[name] for name in POOL_STUDIOS]
+    [database] = services[DATABASE]["volumes"]
+    assert volume_target(database) == "/var/lib/postgresql/data"  # where postgres:16 keeps its cluster
+    owned = [*studios, shared, volume_source(database)]
+    assert len(owned) == len(set(owned)), owned
+    everyone = [volume_source(v) for name in POOL_SERVICES for v in services[name].get("volumes", [])]
+    assert everyone.count(shared) == len(POOL_GALLERIES)
 
 
 def test_gallery_frontend_dir_is_where_the_page_is_copied():
@@ -444,6 +596,8 @@ def test_environment_names_are_settings_of_that_service(service):
     names = set(dockerfile_env(service))
     for name in COMPOSE_FILES:
         names |= set(environment(load_compose(name)["services"].get(service, {})))
+    for spec in pool_services(service).values():
+        names |= set(environment(spec))
     prefix, fields = ENV_PREFIX[service], SETTINGS[service].model_fields
     ours = {n for n in names if n.startswith(tuple(ENV_PREFIX.values()))}
     assert ours, "no settings in the environment at all"
@@ -461,6 +615,61 @@ def test_both_services_take_the_same_required_token():
         match = interpolation(value)
         assert (match["var"], match["op"]) == ("STUDIO_TOKEN", ":?")
         assert match["arg"].strip(), "say what to set"
+
+
+def pool_settings(monkeypatch: pytest.MonkeyPatch, name: str) -> BaseSettings:
+    """The settings the pool's service `name` starts with: its image's ENV, then its compose environment
+    with POOL_VARIABLES substituted, read by its settings class from the environment as in the container."""
+    spec = pool()["services"][name]
+    which = kind(spec)
+    assert which is not None, name
+    for variable in list(os.environ):
+        if variable.startswith(tuple(ENV_PREFIX.values())):
+            monkeypatch.delenv(variable)
+    for variable, value in {**dockerfile_env(which), **environment(spec)}.items():
+        monkeypatch.setenv(variable, substitute(str(value), POOL_VARIABLES))
+    return SETTINGS[which]()
+
+
+@pytest.mark.parametrize("name", POOL_GALLERIES)
+def test_pool_replicas_settings_name_the_pools_studios_and_its_database(monkeypatch, name):
+    settings = pool_settings(monkeypatch, name)
+    assert isinstance(settings, GallerySettings)
+    assert settings.replicas is True
+    assert settings.replica_name == name
+    studios = {s.label(): s for s in settings.studio_pool()}
+    assert set(studios) == set(POOL_STUDIOS), "every Studio of the pool, and no other"
+    for studio_name, studio in studios.items():
+        assert studio.url == f"http://{studio_name}:{service_port('studio')}"
+        assert studio.token_value() == POOL_VARIABLES["STUDIO_TOKEN"]
+    assert settings.database_url is not None
+    url = make_url(settings.database_url.get_secret_value())
+    postgres = environment(pool()["services"][DATABASE])
+    assert url.drivername == "postgresql+psycopg"
+    assert (url.host, url.port) == (DATABASE, container_port(pool()["services"][DATABASE]["expose"][0]))
+    assert (url.username, url.database) == (postgres["POSTGRES_USER"], postgres["POSTGRES_DB"])
+    assert url.password == substitute(postgres["POSTGRES_PASSWORD"], POOL_VARIABLES)
+
+
+@pytest.mark.parametrize("name", POOL_STUDIOS)
+def test_pool_studios_settings_take_the_shared_token(monkeypatch, name):
+    settings = pool_settings(monkeypatch, name)
+    assert isinstance(settings, StudioSettings)
+    assert settings.token_value() == POOL_VARIABLES["STUDIO_TOKEN"]
+    settings.check_bind("0.0.0.0")
+
+
+def test_pool_secrets_are_required_there_and_only_there():
+    """Compose substitutes every ${...} of every file given, disabled services included: the pool's
+    database password must stop the pool, never the pair."""
+    assert required_variables(pool()) == {"STUDIO_TOKEN", "POSTGRES_PASSWORD"}
+    assert "POSTGRES_PASSWORD" not in required_variables(compose(BASE))
+    for text in strings(load_compose(POOL)):
+        for match in INTERPOLATION.finditer(text):
+            if match["var"] in POOL_VARIABLES and (match["op"] or "").endswith("?"):
+                assert match["op"] == ":?" and match["arg"].strip(), "empty is missing too, and say what to set"
+    postgres = environment(pool()["services"][DATABASE])
+    assert interpolation(postgres["POSTGRES_PASSWORD"])["var"] == "POSTGRES_PASSWORD"
 
 
 # ---------------------------------------------------------------- installs and the build context
@@ -554,6 +763,11 @@ def test_cmd_arguments_parse(service):
 
 def test_one_host_runs_both_services():
     assert enabled(compose(BASE)) == set(SERVICES)
+    assert not set(load_compose(BASE)["services"]) & POOL_SERVICES, "the pool stays out of a plain `up`"
+
+
+def test_pool_runs_the_pool_only():
+    assert enabled(pool()) == POOL_SERVICES
 
 
 def test_gpu_host_runs_studio_only_and_publishes_it():
@@ -582,6 +796,20 @@ def test_no_service_depends_on_another(override):
         assert not references & set(config["services"]), f"{name} depends on {references}"
 
 
+def test_pool_replicas_wait_for_a_healthy_database_and_nothing_else_waits():
+    """Nothing waits for a Studio (a painting waits instead); compose needs each dependency enabled."""
+    config = pool()
+    running = enabled(config)
+    for name, service in config["services"].items():
+        depends = service.get("depends_on", {})
+        if name in POOL_GALLERIES:
+            assert depends == {DATABASE: {"condition": "service_healthy"}}, name
+            assert DATABASE in running
+        else:
+            assert not depends, name
+        assert not service.get("links") and not service.get("volumes_from"), name
+
+
 # ---------------------------------------------------------------- the documented command lines
 
 
@@ -591,6 +819,7 @@ def test_header_shows_the_one_host_and_split_commands_with_existing_files():
     assert [] in file_lists, "the one-host command (no -f)"
     assert [BASE, GPU_HOST] in file_lists
     assert [BASE, CPU_HOST] in file_lists
+    assert [BASE, POOL] in file_lists
     for command in commands:
         _, files, rest = command_parts(command)
         assert "up" in rest, command
@@ -598,7 +827,7 @@ def test_header_shows_the_one_host_and_split_commands_with_existing_files():
             assert (ROOT / name).is_file(), f"{command}: no {name}"
 
 
-@pytest.mark.parametrize("override", [GPU_HOST, CPU_HOST])
+@pytest.mark.parametrize("override", [GPU_HOST, CPU_HOST, POOL])
 def test_override_header_command_is_the_one_in_the_base_header(override):
     commands = header_commands(override)
     assert commands

@@ -1,17 +1,12 @@
 """Fixtures for the storage library: image bytes, stores, and catalogs on real SQLite and PostgreSQL.
 
-PostgreSQL is a throw-away cluster (Debian's `postgresql` package, `make system-deps`) made once per
-test session in a temp folder: `initdb` and `pg_ctl` run as the `postgres` user when the tests run
-as root (the server refuses root), listening on 127.0.0.1 at a free port; every test gets a fresh
-database in it. When no server can be started the PostgreSQL cases skip, saying why on stderr and
-again in the summary; with `CI` set in the environment they fail instead, so CI always runs them.
+PostgreSQL is the session's throw-away cluster (`postgres_server`, tests/conftest.py); every test
+gets a fresh database in it.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,13 +16,10 @@ from PIL import Image
 
 from painting.images import ImageStore
 
-from postgres_server import PostgresServer, start_postgres
+from postgres_server import PostgresServer
 
 if TYPE_CHECKING:  # imported in the fixtures, so the image tests need nothing else
     from painting.catalog import Catalog
-
-_PG_SKIPPED = pytest.StashKey[str]()
-
 
 # -- images --------------------------------------------------------------------------------------
 
@@ -49,34 +41,6 @@ def make_image() -> Callable[..., bytes]:
 @pytest.fixture
 def store(tmp_path: Path) -> ImageStore:
     return ImageStore(tmp_path / "images")
-
-
-# -- PostgreSQL ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def postgres_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
-    server, reason = start_postgres()
-    if server is None:
-        message = f"PostgreSQL tests cannot run: {reason}"
-        request.config.stash[_PG_SKIPPED] = message
-        capture = request.config.pluginmanager.getplugin("capturemanager")
-        with capture.global_and_fixture_disabled():
-            print(f"\n{'!' * 100}\n!!! {message}\n{'!' * 100}", file=sys.stderr)
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI is set: PostgreSQL must run here)")
-        pytest.skip(message)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
-    message = config.stash.get(_PG_SKIPPED, None)
-    if message:
-        terminalreporter.section("PostgreSQL NOT TESTED", sep="!", red=True, bold=True)
-        terminalreporter.line(message, red=True, bold=True)
 
 
 # -- databases and catalogs ----------------------------------------------------------------------

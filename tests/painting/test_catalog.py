@@ -371,7 +371,7 @@ def test_a_change_is_marked_at_the_iteration_first_painted_with_it(catalog: Cata
 def test_a_forwarded_change_is_an_intent_that_cancel_and_forget_replace(catalog: Catalog) -> None:
     rec = make(catalog, remote_id="job-w")
     catalog.change_weights(rec.id, {"style_weight": 20}, forward_remote=True)
-    action, asked = catalog.remote_action("job-w") or ("none", None)
+    action, asked, _ = catalog.remote_action("job-w") or ("none", None, None)
     assert action == "weights" and asked is not None
     assert catalog.find_by_remote_id("job-w") == catalog.get(rec.id)
     assert catalog.find_by_remote_id("job-none") is None
@@ -400,3 +400,57 @@ def test_a_painting_takes_a_bounded_number_of_changes(catalog: Catalog) -> None:
     with pytest.raises(ValueError, match=f"at most {MAX_WEIGHT_CHANGES} changes"):
         catalog.change_weights(rec.id, {"style_weight": 0.5})
     assert catalog.get(rec.id).params.style_weight == MAX_WEIGHT_CHANGES
+
+
+def test_one_holder_at_a_time_drives_a_painting_until_its_lease_runs_out(catalog: Catalog) -> None:
+    first, second = make(catalog), make(catalog)
+    assert catalog.claimable("a") == [first.id, second.id]
+    assert catalog.claim(first.id, "a", 30)
+    assert not catalog.claim(first.id, "b", 30)  # held, and the lease runs
+    assert catalog.claim(first.id, "a", 30)  # its holder keeps it
+    assert catalog.claimable("b") == [second.id]
+    assert catalog.claimable("a") == [first.id, second.id]  # a holder restarted under its name takes its own
+    assert catalog.renew("a", 30) == {first.id}
+    assert catalog.renew("b", 30) == set()
+    # A lease that ran out (its holder died) is anyone's; the old holder learns at its next renewal.
+    assert catalog.claim(second.id, "a", -1)
+    assert catalog.claim(second.id, "b", 30)
+    assert catalog.renew("a", 30) == {first.id}
+    # Released (a clean stop): taken at once.
+    catalog.release("a")
+    assert catalog.claim(first.id, "b", 30)
+    # A finished painting is nobody's to drive.
+    catalog.transition(first.id, Status.DONE)
+    assert not catalog.claim(first.id, "b", 30)
+    assert catalog.renew("b", 30) == {second.id}
+    with pytest.raises(ValueError):
+        catalog.claim(second.id, "", 30)
+
+
+def test_a_painting_moved_off_a_gone_job_is_queued_again_and_the_job_forgotten_there(catalog: Catalog) -> None:
+    rec = make(catalog, remote_id="job-gone", remote_url="http://gpu-1:8100")
+    catalog.update(rec.id, remote_cursor="7")
+    catalog.transition(rec.id, Status.WAITING_FOR_STUDIO)
+    assert not catalog.move_off_remote(rec.id, "job-other")  # no longer on that job: nothing changes
+    assert catalog.move_off_remote(rec.id, "job-gone", error="moved")
+    moved = catalog.get(rec.id)
+    assert (moved.status, moved.remote_id, moved.remote_url, moved.remote_cursor) == (Status.QUEUED, None, None, None)
+    assert (moved.attempts, moved.error) == (rec.attempts + 1, "moved")
+    due = catalog.remote_action("job-gone")
+    assert due is not None and (due.action, due.remote_url) == ("forget", "http://gpu-1:8100")
+    assert not catalog.move_off_remote(rec.id, "job-gone")  # twice: once
+    # A cancel and a delete name the Studio of the job too.
+    other = make(catalog, remote_id="job-2", remote_url="http://gpu-2:8100")
+    catalog.transition(other.id, Status.CANCELLED, cancel_remote=True)
+    assert catalog.remote_action("job-2") == ("cancel", catalog.remote_action("job-2")[1], "http://gpu-2:8100")  # type: ignore[index]
+    with pytest.raises(NotFound):
+        catalog.move_off_remote("0" * 32, "job-gone")
+
+
+def test_a_painting_made_to_resume_starts_at_its_point(catalog: Catalog) -> None:
+    rec = make(catalog, params=Params(iterations=60), resume_from=(img(9), 40))
+    assert (rec.preview_image, rec.preview_iteration, rec.iteration) == (img(9), 40, 40)
+    with pytest.raises(ValueError):
+        make(catalog, params=Params(iterations=60), resume_from=(img(9), 60))
+    with pytest.raises(InvalidId):
+        make(catalog, params=Params(iterations=60), resume_from=("../x", 4))

@@ -10,6 +10,8 @@ Like the real worker it takes `weights` for its job at the next iteration: the f
 run and the first after a change carry the weights in force, and its style term is 0.2 × style_weight.
 `FAKE_SECONDS_PER_ITERATION` (default 0.02) slows it down for tests that act while a job paints.
 It answers `calibrate` at once with `FAKE_CALIBRATION` (made-up figures; the variable, JSON, overrides).
+`FAKE_MODELS` (JSON, a list of `ModelInfo.to_json()`-like objects) is the model list it says it serves
+when ready (unset: it says none).
 """
 
 from __future__ import annotations
@@ -78,7 +80,9 @@ def main() -> int:
     device = os.environ.get("CUDA_VISIBLE_DEVICES") or f"CPU ({os.environ.get('OMP_NUM_THREADS', '?')} threads)"
     # FAKE_FAST: why this worker lacks the fast engine (unset: it has it).
     engines = {"gatys": "ready", "fast": os.environ.get("FAKE_FAST", "ready")}
-    send(port.ready("fake", "none", device, "none", engines=engines))
+    models = json.loads(os.environ.get("FAKE_MODELS", "null"))  # unset: the `ready` names no models
+    said = {"engines": engines, **({"models": models} if models is not None else {})}
+    send(port.ready("fake", "none", device, "none", **said))
     pause = float(os.environ.get("FAKE_SECONDS_PER_ITERATION", "0.02"))
     while (job := jobs.get()) is not None:
         params = job.get("params")
