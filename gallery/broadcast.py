@@ -75,7 +75,7 @@ class Broadcast:
         self.hub.publish(event, owner)
         if self.conninfo is None:
             return
-        payload = _payload(self.sender, event, owner)
+        payload = notification(self.sender, event, owner)
         with self._send_lock:
             try:
                 if self._sender is None or self._sender.closed:
@@ -133,7 +133,9 @@ class Broadcast:
             loop.call_soon_threadsafe(self.hub.publish, event, owner)
 
 
-def _payload(sender: str, event: dict[str, Any], owner: str | None) -> str:
+def notification(sender: str, event: dict[str, Any], owner: str | None) -> str:
+    """The NOTIFY payload of an event: its sender, its painting's owner and the event, slimmed to fit
+    MAX_PAYLOAD (with `"partial": true`) when whole it would not."""
     text = json.dumps({"sender": sender, "owner": owner, "event": event}, separators=(",", ":"), allow_nan=False)
     if len(text.encode()) <= MAX_PAYLOAD:
         return text
@@ -141,4 +143,4 @@ def _payload(sender: str, event: dict[str, Any], owner: str | None) -> str:
     return json.dumps({"sender": sender, "owner": owner, "event": {**slim, "partial": True}}, separators=(",", ":"))
 
 
-__all__ = ["CHANNEL", "Broadcast", "libpq_url"]
+__all__ = ["CHANNEL", "MAX_PAYLOAD", "Broadcast", "libpq_url", "notification"]

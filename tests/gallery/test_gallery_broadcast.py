@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 
-from gallery.broadcast import MAX_PAYLOAD, _payload, libpq_url
+from gallery.broadcast import MAX_PAYLOAD, libpq_url, notification
 
 
 def test_an_event_travels_whole_with_its_sender_and_owner():
     event = {"type": "painting.progress", "id": "a" * 32, "iteration": 3, "loss": {"total": 1.5}}
-    sent = json.loads(_payload("replica-a", event, "f" * 64))
+    sent = json.loads(notification("replica-a", event, "f" * 64))
     assert sent == {"sender": "replica-a", "owner": "f" * 64, "event": event}
 
 
@@ -19,7 +19,7 @@ def test_an_event_too_large_for_a_notify_travels_slim_and_says_so():
         {"iteration": i, "weights": {"style_weight": float(i)}, "at": "2026-11-30T00:00:00+00:00"} for i in range(100)
     ]
     event = {"type": "painting.weights", "id": "b" * 32, "params": {"size": 400}, "weight_changes": history}
-    text = _payload("replica-a", event, None)
+    text = notification("replica-a", event, None)
     assert len(text.encode()) <= MAX_PAYLOAD
     assert json.loads(text)["event"] == {"type": "painting.weights", "id": "b" * 32, "partial": True}
 
