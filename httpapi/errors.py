@@ -32,7 +32,15 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
-from painting.errors import ImageTooLarge, InvalidImage, NotFound, PaintingFinished, StorageUnavailable
+from painting.errors import (
+    ArchiveRejected,
+    ArchiveTooLarge,
+    ImageTooLarge,
+    InvalidImage,
+    NotFound,
+    PaintingFinished,
+    StorageUnavailable,
+)
 
 
 class RequestError(Exception):
@@ -62,6 +70,8 @@ class TooManyRequests(RequestError):
 STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (NotFound, 404),
     (ImageTooLarge, 413),
+    (ArchiveTooLarge, 413),
+    (ArchiveRejected, 422),
     (BodyTooLarge, 413),
     (InvalidImage, 415),
     (BadRequest, 422),

@@ -49,6 +49,7 @@ from painting.records import (
     check_painting_id,
     new_painting_id,
 )
+from painting.training_catalog import TrainingsMixin
 
 CATALOG_FILENAME = "catalog.sqlite3"
 MAX_PAGE = 500
@@ -173,7 +174,7 @@ def _same_weights(asked: Mapping[str, float], painted: Mapping[str, float]) -> b
     )
 
 
-class Catalog:
+class Catalog(TrainingsMixin):
     """The painting records of one scope, in a SQLite or PostgreSQL database.
 
     Opening one migrates the database to the newest schema (pass `migrate=False` to only check
@@ -199,6 +200,12 @@ class Catalog:
         except BaseException:
             self._engine.dispose()
             raise
+
+    # What the training methods (TrainingsMixin) share with the painting ones.
+    _checked_fields = staticmethod(_checked_fields)
+
+    def _now(self) -> datetime:
+        return _now()
 
     @classmethod
     def open(cls, url: str | None, data_dir: str | Path, *, scope: str = "default", migrate: bool = True) -> Catalog:
@@ -861,8 +868,9 @@ class Catalog:
     # -- images, across every scope ------------------------------------------------------------
 
     def image_references(self) -> Iterator[ImageReference]:
-        """Every use of an image by any record in this database (all scopes), by painting."""
-        p, st = db.PaintingRow, db.StyleRow
+        """Every use of an image by any record in this database (all scopes), by painting (and by
+        training run: its sample, role "sample")."""
+        p, st, t = db.PaintingRow, db.StyleRow, db.TrainingRow
 
         def role_column(name: str) -> Any:
             return sa.literal(name, sa.String(16)).label("role")
@@ -874,6 +882,7 @@ class Catalog:
             sa.select(p.id, role_column("style"), st.image_id).join(st, st.painting_id == p.id),
             sa.select(p.id, role_column("preview"), p.preview_image).where(p.preview_image.is_not(None)),
             sa.select(p.id, role_column("result"), p.result_image).where(p.result_image.is_not(None)),
+            sa.select(t.id, role_column("sample"), t.sample_image).where(t.sample_image.is_not(None)),
         ).order_by("painting_id", "role", "image_id")
         with self._read() as s:
             rows = s.execute(query).all()

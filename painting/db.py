@@ -206,6 +206,55 @@ class RemoteActionRow(Base):
     remote_url: Mapped[str | None] = mapped_column(String(2000))  # which Studio (None: the only one)
 
 
+class TrainingRow(Base):
+    """One training run (painting.records.TrainingRecord)."""
+
+    __tablename__ = "trainings"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    model_name: Mapped[str] = mapped_column(String(64))
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    step: Mapped[int] = mapped_column(Integer)
+    steps: Mapped[int] = mapped_column(Integer)
+    losses: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)  # the latest step's; None: no step yet
+    seconds_per_step: Mapped[float | None] = mapped_column(Float)
+    checkpoint_step: Mapped[int | None] = mapped_column(Integer)
+    sample_image: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    owner: Mapped[str | None] = mapped_column(String(64))
+    remote_id: Mapped[str | None] = mapped_column(String(200))
+    remote_url: Mapped[str | None] = mapped_column(String(2000))
+    remote_cursor: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        UniqueConstraint("scope", "idempotency_key"),
+        Index(None, "scope", "created_at", "id"),
+        Index(None, "scope", "status"),
+    )
+
+
+class TrainingProgressRow(Base):
+    """One step of a training's loss curves. One row per step: a resumed run overwrites."""
+
+    __tablename__ = "training_progress"
+
+    training_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("trainings.id", ondelete="CASCADE"), primary_key=True
+    )
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    losses: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    seconds_per_step: Mapped[float] = mapped_column(Float)
+    elapsed_s: Mapped[float] = mapped_column(Float)
+
+
 class HealthRow(Base):
     """One row per scope, rewritten by each readiness check: a write that proves the database takes writes."""
 

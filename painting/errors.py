@@ -6,6 +6,8 @@
     ├── ImageRejected (ValueError)   an image refused on the way in; never stored
     │   ├── InvalidImage             not a PNG/JPEG/WEBP we can decode: text, truncated, empty, ...
     │   └── ImageTooLarge            over the byte cap or the pixel cap (decompression bombs too)
+    ├── ArchiveRejected (ValueError) an uploaded collection of images (an archive or many files) refused
+    │   └── ArchiveTooLarge          more files or more uncompressed bytes than the caps allow
     ├── PaintingFinished             the painting has ended: what would change its run cannot
     ├── CatalogError                 the database cannot be used: schema too new or not migrated,
     │   └── CorruptRecord            a stored record no longer validates (e.g. its parameters)
@@ -15,7 +17,7 @@
 Messages are written to be shown to a person as they are: they say what was wrong and, where it
 helps, what the limit is. They never contain a filesystem path built from user input.
 HTTP handlers map them in one place: NotFound -> 404, ImageTooLarge -> 413, InvalidImage -> 415/422,
-PaintingFinished -> 409, StorageUnavailable -> 503.
+ArchiveTooLarge -> 413, ArchiveRejected -> 422, PaintingFinished -> 409, StorageUnavailable -> 503.
 `InvalidId` is a `NotFound` on purpose: a malformed id names nothing, and answering 404 for it
 tells a caller no more than it needs.
 """
@@ -47,6 +49,14 @@ class ImageTooLarge(ImageRejected):
     """The image is over the byte cap or the pixel cap."""
 
 
+class ArchiveRejected(PaintingError, ValueError):
+    """An uploaded collection of images cannot be used as it is; nothing of it was kept (422)."""
+
+
+class ArchiveTooLarge(ArchiveRejected):
+    """The collection holds more files, or more uncompressed bytes, than the caps allow (413)."""
+
+
 class PaintingFinished(PaintingError):
     """The painting is done, failed or cancelled: a change to its run (e.g. its loss weights) comes too late."""
 
@@ -65,6 +75,8 @@ class StorageUnavailable(PaintingError):
 
 
 __all__ = [
+    "ArchiveRejected",
+    "ArchiveTooLarge",
     "CatalogError",
     "CorruptRecord",
     "ImageRejected",

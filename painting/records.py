@@ -8,11 +8,13 @@ is `painting.progress.ProgressPoint`.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from painting.errors import InvalidId
 from painting.params import Params
@@ -106,6 +108,82 @@ class PaintingRecord:
 
 
 @dataclass(frozen=True)
+class TrainingRecord:
+    """A training run (Studio: a job that trains a generator; Gallery: one a browser asked for).
+
+    `params` are `painting.training.TrainingParams`, resolved, as JSON; `counts` the images of each
+    collection it trains on; `losses` the latest step's, by network; `checkpoint_step` the step its
+    latest checkpoint holds (a resume starts there); `sample_image` its latest sample.
+    """
+
+    id: str
+    scope: str
+    created_at: datetime  # aware, UTC
+    updated_at: datetime  # aware, UTC
+    status: Status
+    kind: str
+    params: dict[str, Any]
+    model_name: str
+    counts: dict[str, int]
+    step: int
+    steps: int
+    losses: dict[str, float] | None
+    seconds_per_step: float | None
+    checkpoint_step: int | None
+    sample_image: str | None
+    error: str | None
+    attempts: int
+    idempotency_key: str | None
+    owner: str | None
+    remote_id: str | None
+    remote_url: str | None
+    remote_cursor: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status.finished
+
+
+@dataclass(frozen=True)
+class TrainingPoint:
+    """One step of a training's loss curves: each network's loss, and the seconds the step took."""
+
+    step: int
+    losses: dict[str, float]
+    seconds_per_step: float
+    elapsed_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        losses = {k: (v if math.isfinite(v) else None) for k, v in self.losses.items()}
+        return {
+            "step": self.step,
+            "losses": losses,
+            "seconds_per_step": self.seconds_per_step,
+            "elapsed_s": self.elapsed_s,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> TrainingPoint:
+        """A point as a worker or Studio sends it; ValueError for anything else."""
+        if not isinstance(data, dict):
+            raise ValueError("a training point is an object")
+        step, losses = data.get("step"), data.get("losses")
+        if type(step) is not int or step < 0:
+            raise ValueError(f"step {step!r}: a whole number, 0 or more")
+        if not isinstance(losses, dict) or not all(isinstance(k, str) for k in losses):
+            raise ValueError("losses: an object of network names to numbers")
+        values = {k: math.nan if v is None else v for k, v in losses.items()}
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values.values()):
+            raise ValueError("losses: an object of network names to numbers")
+        timing = [data.get("seconds_per_step", 0.0), data.get("elapsed_s", 0.0)]
+        if not all(
+            isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t) and t >= 0 for t in timing
+        ):
+            raise ValueError("seconds_per_step and elapsed_s: numbers, 0 or more")
+        return cls(step, {k: float(v) for k, v in values.items()}, float(timing[0]), float(timing[1]))
+
+
+@dataclass(frozen=True)
 class ImageReference:
     """One use of an image by a record: which painting, in which role, which image."""
 
@@ -133,6 +211,8 @@ __all__ = [
     "PaintingRecord",
     "Status",
     "StyleImage",
+    "TrainingPoint",
+    "TrainingRecord",
     "WeightChange",
     "check_painting_id",
     "new_painting_id",

@@ -8,15 +8,28 @@ list (raw PNG bytes, never base64). The `attachments` entries name each blob's r
                         cancel {job}          ping {n}          (stdin closed: exit cleanly)
                         weights {job, weights: {content_weight?, style_weight?, tv_weight?}}
                         calibrate {}
+                        train {job, kind, params, data, checkpoints, name, sample_every, checkpoint_every}
     Pycasso -> Studio   ready {version, backend, device, weights, memory: {base_bytes, device_bytes}}
                         progress {job, iterations, <a painting.progress point>, attachments?: [preview]}
                         done {job, stats, attachments: [result]}
                         error {job, code, message}     cancelled {job}     pong {n}
                         calibrated {calibration: {...} | null, problem: str | null, interrupted: bool}
+                        training {job, step, steps, losses: {network: loss}, seconds_per_step,
+                                  checkpoint: step | null, attachments?: [sample]}
+                        models {models: [...], engines: {...}}   (the models folder changed)
 
 An optional `init` attachment on `paint` (with `start_iteration`) resumes a run from an image.
 `weights` changes a Gatys job's loss weights: a queued job starts with them, a running one takes them
 from its next iteration on, and the first `progress` under them carries `weights` (all three).
+
+`train` is a training job (issue 15): a CycleGAN or DCGAN trained on the images in the folder `data`
+(`photos/` and `paintings/`, or `images/`), checkpointed into the folder `checkpoints` every
+`checkpoint_every` steps (a `train` whose folder holds a checkpoint resumes from it), a `training`
+message after each step that is due (at most every half second, and every sample), a `sample` image
+every `sample_every` steps; at the end the generator goes into the worker's models folder as `name`,
+`models` lists the folder anew, and `done` carries the last sample. A cancel keeps the checkpoint.
+Folders, not attachments: a training set is thousands of images, and Studio and its workers share a
+disk.
 
 `calibrate` asks the worker to time itself (`pycasso.calibration`); it waits behind queued jobs and a
 `paint` that arrives while it runs stops it (`calibrated` then says why, with no calibration).
@@ -36,10 +49,10 @@ from painting.progress import ProgressPoint, json_safe
 HEADER = struct.Struct(">I")
 MAX_FRAME_BYTES = 128 * 1024 * 1024  # a frame larger than this is refused (and skipped)
 MAX_ATTACHMENTS = 16
-ROLES = frozenset({"content", "style", "init", "preview", "result", "builtin"})
+ROLES = frozenset({"content", "style", "init", "preview", "result", "builtin", "sample"})
 TYPES = frozenset(
     {"paint", "cancel", "weights", "ping", "ready", "progress", "done", "error", "cancelled", "pong"}
-    | {"calibrate", "calibrated"}
+    | {"calibrate", "calibrated", "train", "training", "models"}
 )
 
 
@@ -210,6 +223,60 @@ def paint(
     return Message("paint", fields, attachments)
 
 
+def train(
+    job: str,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    data: str,
+    checkpoints: str,
+    name: str,
+    sample_every: int,
+    checkpoint_every: int,
+) -> Message:
+    """A training job: `params` is the trainer's (`painting.training.TrainingParams.to_engine()`),
+    `data` and `checkpoints` folders on the disk Studio and the worker share, `name` the model's."""
+    fields = {
+        "job": job,
+        "kind": kind,
+        "params": params,
+        "data": data,
+        "checkpoints": checkpoints,
+        "name": name,
+        "sample_every": sample_every,
+        "checkpoint_every": checkpoint_every,
+    }
+    return Message("train", fields)
+
+
+def training(
+    job: str,
+    step: int,
+    steps: int,
+    losses: dict[str, float],
+    seconds_per_step: float,
+    *,
+    checkpoint: int | None = None,
+    sample: bytes | None = None,
+) -> Message:
+    """How a training job stands after `step` steps of `steps`: each network's loss, the seconds a
+    step took lately, the step of its latest checkpoint, and a sample image when one was due."""
+    fields = {
+        "job": job,
+        "step": step,
+        "steps": steps,
+        "losses": json_safe(dict(losses)),
+        "seconds_per_step": seconds_per_step,
+        "checkpoint": checkpoint,
+    }
+    return Message("training", fields, [("sample", sample)] if sample is not None else [])
+
+
+def models(listed: list[dict[str, Any]], engines: dict[str, str]) -> Message:
+    """The worker's generator models anew (a training added one), and its engines' state."""
+    return Message("models", {"models": listed, "engines": engines})
+
+
 def cancel(job: str) -> Message:
     return Message("cancel", {"job": job})
 
@@ -276,6 +343,7 @@ __all__ = [
     "done",
     "encode",
     "error",
+    "models",
     "paint",
     "ping",
     "pong",
@@ -283,6 +351,8 @@ __all__ = [
     "read_frame",
     "read_message",
     "ready",
+    "train",
+    "training",
     "write_frame",
     "weights",
     "write_message",

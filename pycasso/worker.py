@@ -52,11 +52,24 @@ class Engines:
         models: object | None = None,
         *,
         problems: dict[str, str] | None = None,
+        models_dir: Path | None = None,
     ) -> None:
         self.gatys = gatys
         self.fast = fast
         self.models = models  # pycasso.models.Models, or None when no models folder is set
         self.problems = dict(problems or {})
+        self.models_dir = models_dir  # where trainings put their generators (the --models folder)
+
+    def reload_models(self) -> None:
+        """Read the models folder anew (a training put a model there): it is served at once."""
+        if self.models_dir is None:
+            return
+        from pycasso.models import Models
+
+        with native_startup_noise_held():
+            self.models = Models(self.models_dir)
+        if any(m["ok"] for m in self.model_list()):
+            self.problems.pop("model", None)
 
     def model_list(self) -> list[dict[str, Any]]:
         """Every model file found, usable or not (with its problem), as JSON."""
@@ -143,10 +156,10 @@ class Worker:
             self._cancel_job(message.job)
         elif message.type == "weights":
             self._change_weights(message)
-        elif message.type == "paint":
+        elif message.type in ("paint", "train"):
             job = message.job
             if not job or len(job) > MAX_JOB_ID:
-                problem = f"a paint message needs a `job` string of 1 to {MAX_JOB_ID} characters"
+                problem = f"a {message.type} message needs a `job` string of 1 to {MAX_JOB_ID} characters"
                 self.send(port.error(None, "bad_frame", problem))
                 return
             with self._state_lock:
@@ -226,7 +239,10 @@ class Worker:
                 self.send(port.cancelled(item.job))
                 continue
             try:
-                self._paint(engine, item)
+                if item.type == "train":
+                    self._train(engine, item)
+                else:
+                    self._paint(engine, item)
             except Exception as exc:  # a bug around the engine: report it, stay up for the next job
                 traceback.print_exc(file=sys.stderr)
                 self.send(port.error(item.job, "engine_error", f"{type(exc).__name__}: {exc}"))
@@ -424,6 +440,111 @@ class Worker:
             return
         self.send(port.done(job, result.stats(), imaging.encode_png(result.image)))
 
+    # --- training (issue 15) ------------------------------------------------------------------
+
+    def _train(self, engines: Engines, message: port.Message) -> None:
+        """Train a generator (`pycasso.training`), resuming from the job's checkpoint when it has one;
+        see `pycasso.port` for the messages. A cancel or the end of input checkpoints, then stops."""
+        job = message.job
+        assert job is not None, "_dispatch queues only train messages with a job"
+        try:
+            run = _TrainingRun.read(message, engines.models_dir)
+            trainer = run.start()
+        except (PycassoError, ValueError, OSError, FileExistsError) as exc:
+            self.send(port.error(job, "invalid_request", f"training: {exc}"))
+            return
+        from pycasso import imaging
+
+        began = time.monotonic()
+        last_sent, recent = 0.0, began
+        checkpointed: int | None = trainer.step_index if trainer.step_index else None
+        steps = trainer.params.steps
+        if trainer.step_index:
+            log.info("job %s: training resumed at step %d of %d", job, trainer.step_index, steps)
+        while not trainer.done:
+            if self._cancel.is_set():
+                trainer.checkpoint()
+                self.send(port.cancelled(job))
+                return
+            started = time.monotonic()
+            losses = trainer.step()
+            now = time.monotonic()
+            seconds = now - started
+            step = trainer.step_index
+            if step % run.checkpoint_every == 0 or step == steps:
+                trainer.checkpoint()
+                checkpointed = step
+            sample = imaging.encode_png(trainer.sample()) if step % run.sample_every == 0 or step == steps else None
+            if sample is not None or step == steps or now - last_sent >= TRAINING_REPORT_S:
+                self.send(
+                    port.training(job, step, steps, losses, round(seconds, 4), checkpoint=checkpointed, sample=sample)
+                )
+                last_sent = now
+            recent = now
+        path = trainer.export(run.models_dir, run.name)
+        engines.reload_models()
+        self.send(port.models(engines.model_list(), engines.status()))
+        stats = {"model": run.name, "file": path.name, "steps": steps, "seconds": round(recent - began, 3)}
+        self.send(port.done(job, stats, imaging.encode_png(trainer.sample())))
+
+
+TRAINING_REPORT_S = 0.5  # a `training` message at most this often between samples (tiny nets step in ms)
+
+
+class _TrainingRun:
+    """What a `train` message asks for, checked: where its data, checkpoints and model go."""
+
+    def __init__(self, message: port.Message, models_dir: Path) -> None:
+        self.job = str(message.job)
+        self.kind = str(message.get("kind"))
+        self.params = message.get("params") or {}
+        self.data = Path(str(message.get("data")))
+        self.checkpoints = Path(str(message.get("checkpoints")))
+        self.name = str(message.get("name"))
+        self.sample_every = _positive(message.get("sample_every"), "sample_every")
+        self.checkpoint_every = _positive(message.get("checkpoint_every"), "checkpoint_every")
+        self.models_dir = models_dir
+
+    @classmethod
+    def read(cls, message: port.Message, models_dir: Path | None) -> _TrainingRun:
+        if models_dir is None:
+            raise PycassoError("this worker has no models folder (STUDIO_MODELS_DIR) to put what it trains in")
+        if not isinstance(message.get("params"), dict | None):
+            raise PycassoError("params must be an object")
+        for field in ("data", "checkpoints", "name", "kind"):
+            if not isinstance(message.get(field), str) or not message.get(field):
+                raise PycassoError(f"a train message needs `{field}`")
+        return cls(message, models_dir)
+
+    def collections(self) -> tuple[list[Any], list[Any] | None]:
+        """The images of the data folder: photos and paintings (cyclegan), or images (dcgan)."""
+        from pycasso import imaging
+
+        def read(folder: str) -> list[Any]:
+            where = self.data / folder
+            if not where.is_dir():
+                raise PycassoError(f"the training data has no {folder}/ folder")
+            files = sorted(p for p in where.iterdir() if p.is_file() and not p.name.startswith("."))
+            return [imaging.decode_image(p.read_bytes(), what=f"{folder}/{p.name}") for p in files]
+
+        if self.kind == "cyclegan":
+            return read("photos"), read("paintings")
+        return read("images"), None
+
+    def start(self) -> Any:
+        from pycasso.training import Trainer
+
+        photos, paintings = self.collections()
+        return Trainer.resume(self.checkpoints, photos, paintings) or Trainer.create(
+            self.kind, self.params, photos, paintings, self.checkpoints
+        )
+
+
+def _positive(value: object, name: str) -> int:
+    if type(value) is not int or value < 1:
+        raise PycassoError(f"{name} must be a whole number, 1 or more")
+    return value
+
 
 def _describe(engines: Engines) -> dict[str, Any]:
     import tensorflow as tf
@@ -516,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
                 models = Models(args.models)  # a bad file is listed with its reason, never fatal
             if not models.list():
                 problems["model"] = f"no model files in {args.models}"
-        return Engines(gatys, fast, models, problems=problems)
+        return Engines(gatys, fast, models, problems=problems, models_dir=args.models)
 
     try:
         return Worker(sys.stdin.buffer, protocol_out, make_engine).run()

@@ -11,7 +11,15 @@ from painting import db
 from painting.catalog import Catalog
 from painting.errors import CatalogError
 
-TABLES = {"paintings", "painting_styles", "painting_progress", "remote_actions", "health"}
+TABLES = {
+    "paintings",
+    "painting_styles",
+    "painting_progress",
+    "remote_actions",
+    "health",
+    "trainings",
+    "training_progress",
+}
 
 
 def tables(engine: sa.Engine) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import queue
@@ -390,3 +391,93 @@ def test_calibrate_times_the_engines_and_a_job_comes_first(worker, pngs):
     assert calibration.eval_pixel_s > 0 and calibration.fast_s is not None and len(calibration.points) == 2
     (p1, t1), (p2, t2) = calibration.points  # a 256 px evaluation costs more than a 128 px one
     assert p2 > p1 and t2 > t1 and calibration.evaluation_seconds(p2) > calibration.evaluation_seconds(p1)
+
+
+def _training_set(root, kind: str) -> None:
+    """A few tiny generated images in the folders a `train` message names: smooth photos and striped
+    paintings (cyclegan), or small coloured squares (dcgan)."""
+    rng = np.random.default_rng(0)
+    folders = {"photos": 4, "paintings": 4} if kind == "cyclegan" else {"images": 16}
+    for folder, count in folders.items():
+        (root / folder).mkdir(parents=True)
+        for i in range(count):
+            y, x = np.mgrid[0:24, 0:24]
+            if folder == "paintings":
+                rgb = np.stack([(x // 3 % 2) * 200, (y // 4 % 2) * 150, np.full_like(x, 60)], -1)
+            else:
+                rgb = np.stack([x * 10, y * 10, np.full_like(x, 20 * i)], -1) + rng.integers(0, 20, (24, 24, 3))
+            Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(root / folder / f"{i}.png")
+
+
+def test_a_training_checkpoints_resumes_after_a_kill_and_serves_its_generator_at_once(tmp_path, pngs):
+    data, checkpoints, models = tmp_path / "data", tmp_path / "checkpoints", tmp_path / "models"
+    _training_set(data, "cyclegan")
+    models.mkdir()
+    params = {"steps": 8, "batch_size": 1, "image_size": 16, "filters": 4, "seed": 3}
+
+    def train() -> port.Message:
+        return port.train(
+            "t-1",
+            "cyclegan",
+            params,
+            data=str(data),
+            checkpoints=str(checkpoints),
+            name="tiny-monet",
+            sample_every=2,
+            checkpoint_every=4,
+        )
+
+    first = WorkerProcess("--models", str(models))
+    try:
+        ready = first.next()
+        assert ready is not None and ready.type == "ready" and ready.get("engines")["model"] != "ready"
+        first.send(train())
+        seen = first.until("training", job="t-1")
+        while seen[-1].get("checkpoint") != 4:
+            seen = first.until("training", job="t-1")
+        report = seen[-1]
+        assert set(report.get("losses")) == {"generator", "discriminator", "cycle", "identity"}
+        assert all(np.isfinite(v) for v in report.get("losses").values()) and report.get("steps") == 8
+        first.proc.kill()  # mid-training, its checkpoint at step 4 on disk
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            first.close()
+
+    second = WorkerProcess("--models", str(models))
+    try:
+        assert second.next().type == "ready"  # type: ignore[union-attr]
+        second.send(train())
+        messages = second.until("done", "error", "cancelled", job="t-1")
+        steps = [m.get("step") for m in messages if m.type == "training"]
+        assert steps and steps[0] > 4 and steps[-1] == 8  # resumed from its checkpoint, not from step 1
+        samples = [m for m in messages if m.type == "training" and m.blobs("sample")]
+        assert [m.get("step") for m in samples] == [6, 8]
+        assert Image.open(io.BytesIO(samples[-1].blobs("sample")[0])).size == (16, 16)
+        listed = next(m for m in messages if m.type == "models")
+        assert {m["name"]: m["ok"] for m in listed.get("models")} == {"tiny-monet": True}
+        assert listed.get("engines")["model"] == "ready"
+        done = messages[-1]
+        assert done.type == "done", done.fields
+        assert done.get("stats")["model"] == "tiny-monet" and done.get("stats")["steps"] == 8
+        # Served at once: the same worker paints a photo with it.
+        second.send(port.paint("j-use", {"engine": "model", "model": "tiny-monet", "size": 32}, pngs[0], []))
+        painted = second.until("done", "error", job="j-use")[-1]
+        assert painted.type == "done", painted.fields
+        assert Image.open(io.BytesIO(painted.blobs("result")[0])).size[1] == 32
+        # A training whose data folder is missing is refused, and the worker carries on.
+        second.send(
+            port.train(
+                "t-bad",
+                "dcgan",
+                {},
+                data=str(tmp_path / "none"),
+                checkpoints=str(tmp_path / "c2"),
+                name="x",
+                sample_every=1,
+                checkpoint_every=1,
+            )
+        )
+        refused = second.until("error", job="t-bad")[-1]
+        assert "images/ folder" in refused.get("message")
+    finally:
+        second.close()
