@@ -1,6 +1,9 @@
-"""The Gallery app: its lifespan opens the store and catalog and starts the dispatcher.
+"""The Gallery app: its lifespan opens the store and catalog and starts the dispatcher and the
+training follower.
 
-The routes are in `gallery.routes`; the page (`frontend/`) is served at `/`.
+The routes are in `gallery.routes` and `gallery.training_routes`; the page (`frontend/`) is served at `/`.
+A training's upload (POST /api/trainings) has a body cap of its own (`max_training_body_bytes`), every
+other request `max_body_bytes` (`httpapi.body.BodyLimit`'s `larger`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from gallery import routes
+from gallery import routes, training_routes
 from gallery.broadcast import Broadcast
 from gallery.dispatcher import Dispatcher
 from gallery.guard import add_guards
@@ -23,6 +26,8 @@ from gallery.metrics import GalleryMetrics
 from gallery.pool import StudioPool
 from gallery.settings import GallerySettings
 from gallery.state import GalleryState
+from gallery.training_sets import TrainingSets
+from gallery.trainings import TrainingFollower
 from httpapi.body import BodyLimit
 from httpapi.errors import add_error_handlers
 from httpapi.metrics import HttpMetrics
@@ -83,10 +88,22 @@ def create_app(
             total=settings.max_unfinished,
             per_minute=settings.max_creations_per_minute,
         )
-        app.state.gallery = GalleryState(settings, catalog, images, dispatcher, hub, limits, metrics, pool)
+        trainings = TrainingFollower(
+            catalog,
+            images,
+            pool,
+            broadcast.publish,
+            TrainingSets(settings.data_dir / "trainings"),
+            retry_initial_s=settings.retry_initial_s,
+            retry_max_s=settings.retry_max_s,
+            collect_grace_s=settings.gc_grace_s,
+            on_retry=metrics.retried,
+        )
+        app.state.gallery = GalleryState(settings, catalog, images, dispatcher, hub, limits, metrics, pool, trainings)
         metrics.watch(catalog, hub, pool)
         await pool.start()
         dispatcher.start()
+        trainings.start()
         collector = start_collecting(images, catalog, interval_s=settings.gc_interval_s, grace_s=settings.gc_grace_s)
         try:
             yield
@@ -94,17 +111,23 @@ def create_app(
             if collector is not None:
                 collector.cancel()
             hub.close_all()
+            await trainings.stop()
             await dispatcher.stop()
             await pool.aclose()
             broadcast.stop()
             catalog.close()
 
     app = FastAPI(title="Deep Painting Gallery", version="1", lifespan=lifespan, docs_url="/docs")
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        larger={("POST", training_routes.UPLOAD_PATH): settings.max_training_body_bytes},
+    )
     app.add_middleware(HttpMetrics, metrics=metrics)
     add_guards(app, settings)  # outside the body cap: hosts, origins, slow bodies, security headers
     add_error_handlers(app)
     app.include_router(routes.api)
+    app.include_router(training_routes.api)
     app.include_router(routes.websocket)
     app.include_router(routes.health)
     app.include_router(routes.metrics_router)

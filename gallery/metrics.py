@@ -1,7 +1,7 @@
-"""Gallery's Prometheus metrics: paintings by status, cancels and deletes Studio has not confirmed,
-open WebSockets, the dispatcher's retries by reason and its moves off gone Studios, and each Studio
-of the pool as Gallery last read it (up, workers, running, queued); HTTP latency by route comes from
-`httpapi.metrics`."""
+"""Gallery's Prometheus metrics: paintings by status, unfinished trainings by status, cancels and
+deletes Studio has not confirmed, open WebSockets, the dispatcher's retries by reason and its moves
+off gone Studios, and each Studio of the pool as Gallery last read it (up, workers, running,
+queued); HTTP latency by route comes from `httpapi.metrics`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from gallery.hub import Hub
 from gallery.pool import StudioPool
 from httpapi.metrics import Metrics
 from painting.catalog import Catalog
-from painting.records import Status
+from painting.records import UNFINISHED, Status
 
 
 class GalleryMetrics(Metrics):
@@ -56,6 +56,15 @@ class _GalleryState(Collector):
         for status in Status:
             paintings.add_metric([status.value], self.catalog.count(statuses={status}))
         yield paintings
+        unfinished = self.catalog.unfinished_trainings()
+        trainings = GaugeMetricFamily(
+            "gallery_trainings_unfinished",
+            "Trainings queued, waiting for Studio or running, by status.",
+            labels=["status"],
+        )
+        for status in sorted(UNFINISHED):
+            trainings.add_metric([status.value], float(sum(1 for r in unfinished if r.status == status)))
+        yield trainings
         pending = len(self.catalog.remote_actions())
         yield GaugeMetricFamily(
             "gallery_studio_actions_pending", "Cancels and deletes Studio has not confirmed.", value=pending

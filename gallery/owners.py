@@ -1,4 +1,4 @@
-"""Who may change a painting, without accounts: the browser that made it, or an operator.
+"""Who may change a painting (or a training), without accounts: the browser that made it, or an operator.
 
 The first painting a browser makes gives it a secret, in an HttpOnly, SameSite=Strict cookie
 (`dp_owner`, a year and a month long); the painting's record keeps only the secret's SHA-256
@@ -15,18 +15,24 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from gallery.state import GalleryDep
-from painting.records import PaintingRecord
 
 OWNER_COOKIE = "dp_owner"
 COOKIE_MAX_AGE_S = 400 * 24 * 3600  # the longest a browser keeps a cookie (Chromium's cap)
 _SECRET_RE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+
+
+class Owned(Protocol):
+    """A record a browser made: a painting or a training (`owner`: the digest of its secret)."""
+
+    @property
+    def owner(self) -> str | None: ...
 
 
 def digest(secret: str) -> str:
@@ -42,10 +48,10 @@ class Visitor:
     private: bool  # the gallery shows each browser only its own
     new_secret: str | None = None  # given to it by this request, to be set as its cookie
 
-    def may_change(self, record: PaintingRecord) -> bool:
+    def may_change(self, record: Owned) -> bool:
         return self.operator or (self.owner is not None and record.owner == self.owner)
 
-    def may_see(self, record: PaintingRecord) -> bool:
+    def may_see(self, record: Owned) -> bool:
         return not self.private or self.may_change(record)
 
     def claim(self) -> str:
@@ -82,4 +88,4 @@ def visitor(connection: HTTPConnection, gallery: GalleryDep) -> Visitor:
 
 VisitorDep = Annotated[Visitor, Depends(visitor)]
 
-__all__ = ["OWNER_COOKIE", "Visitor", "VisitorDep", "digest", "visitor"]
+__all__ = ["OWNER_COOKIE", "Owned", "Visitor", "VisitorDep", "digest", "visitor"]

@@ -12,7 +12,8 @@
     GET    /api/params/schema          the parameter JSON schema the form is built from
     POST   /api/estimate               JSON {params, width, height, styles}: Studio's estimate of its seconds
                                        and peak memory (`known` false, with a reason, while Studio is away)
-    WS     /ws                         painting events (see gallery.hub)
+    /api/trainings...                  training a model: see gallery.training_routes
+    WS     /ws                         painting and training events (see gallery.hub)
     GET    /health/live, /health/ready
     GET    /metrics                    Prometheus metrics (with the operator token when one is set)
 
@@ -58,6 +59,7 @@ from painting.params import (
     parse_params,
 )
 from painting.records import PaintingRecord
+from painting.training_catalog import MAX_TRAININGS_PAGE
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 MAX_OFFSET = 10**9  # far past any gallery; SQLite's integers end at 2**63 - 1
@@ -232,7 +234,7 @@ async def delete_painting(painting_id: str, gallery: GalleryDep, visitor: Visito
 async def get_image(image_id: str, gallery: GalleryDep, visitor: VisitorDep) -> FileResponse:
     if visitor.private and not visitor.operator:
         check_image_id(image_id)
-        if visitor.owner is None or not gallery.catalog.owner_has_image(visitor.owner, image_id):
+        if visitor.owner is None or not _owner_has_image(gallery, visitor.owner, image_id):
             raise NotFound("No image with that id.")
     # A private gallery's images are the browser's own: no shared cache may keep them.
     cache = IMMUTABLE.replace("public", "private") if visitor.private else IMMUTABLE
@@ -338,6 +340,16 @@ async def _model_kind(gallery: GalleryState, params: Params) -> str | None:
         return None
     models = [m for m in found.get("models") or [] if isinstance(m, dict)] if found.get("known") else None
     return model_kind(params, models)
+
+
+def _owner_has_image(gallery: GalleryState, owner: str, image_id: str) -> bool:
+    """Whether one of `owner`'s paintings, or the latest sample of one of its trainings, is this image."""
+    if gallery.catalog.owner_has_image(owner, image_id):
+        return True
+    return any(
+        r.owner == owner and r.sample_image == image_id
+        for r in gallery.catalog.newest_trainings(limit=MAX_TRAININGS_PAGE)
+    )
 
 
 def _visible(gallery: GalleryState, visitor: Visitor, painting_id: str) -> PaintingRecord:

@@ -20,6 +20,8 @@ from httpapi.body import DEFAULT_MAX_BODY_BYTES
 from painting.fsck import SERVICE_GRACE_S
 from painting.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from painting.params import MAX_ITERATIONS, MAX_SIZE, MAX_STYLES, MIN_SIZE
+from painting.training import MAX_IMAGE_SIZE as MAX_TRAINING_IMAGE_SIZE
+from painting.training import MIN_IMAGE_SIZE as MIN_TRAINING_IMAGE_SIZE
 
 # The page beside the packages in a source checkout (also an editable install), wherever Gallery is
 # started from; an installed wheel has no page and needs GALLERY_FRONTEND_DIR (the Gallery image sets it).
@@ -157,6 +159,29 @@ class GallerySettings(BaseSettings):
     max_image_bytes: int = Field(DEFAULT_MAX_BYTES, ge=1, description="Largest image file accepted.")
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="Most pixels an image may declare.")
     max_styles: int = Field(MAX_STYLES, ge=1, le=MAX_STYLES, description="Most style images per painting.")
+
+    max_training_files: int = Field(
+        2000,
+        ge=1,
+        description="Most image files in one collection of a training (files uploaded, or inside an archive).",
+    )
+    max_training_body_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=1,
+        description="Largest POST /api/trainings body (its collections together), and the most bytes one collection "
+        "may unpack to; every other request has max_body_bytes. The whole body must still arrive within "
+        "body_timeout_s.",
+    )
+    max_training_steps: int = Field(100_000, ge=1, le=1_000_000, description="Most steps a training may ask for.")
+    max_training_image_size: int = Field(
+        MAX_TRAINING_IMAGE_SIZE,
+        ge=MIN_TRAINING_IMAGE_SIZE,
+        le=MAX_TRAINING_IMAGE_SIZE,
+        description="Largest image side (params.image_size, pixels) a training may ask for.",
+    )
+    max_unfinished_trainings: int = Field(
+        4, ge=1, description="Trainings queued or running in all (each holds a GPU for hours); more answer 429."
+    )
 
     studio_connect_timeout_s: float = Field(5.0, gt=0, description="Connecting to Studio.")
     studio_timeout_s: float = Field(60.0, gt=0, description="One Studio call (uploads included).")

@@ -22,6 +22,7 @@ from gallery.limits import Limits
 from gallery.metrics import GalleryMetrics
 from gallery.pool import StudioPool
 from gallery.settings import GallerySettings
+from gallery.trainings import TrainingFollower
 from painting.catalog import Catalog
 from painting.fsck import write_problem
 from painting.images import ImageStore
@@ -39,6 +40,7 @@ class GalleryState:
     limits: Limits
     metrics: GalleryMetrics
     pool: StudioPool  # the Studios; `pool.front()` answers what any of them can tell
+    trainings: TrainingFollower  # takes trainings to Studio and follows them
 
     def readiness(self) -> str | None:
         """Why Gallery cannot take paintings now (None: it can): its catalog and image store must take

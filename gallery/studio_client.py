@@ -8,26 +8,32 @@
     await client.estimate({"params": {...}, "width": 1200, "height": 900, "styles": 1})
     await client.status()               # its capacity and load, for the pool (gallery.pool)
 
+    training = await client.submit_training(training_id, params_dict, {"photos": zip_file, ...})
+    async for event in client.training_events(training["id"], last_event_id="3"): ...
+    await client.cancel_training(training["id"]);  await client.forget_training(training["id"])
+
 Every failure is one of `gallery.errors`: StudioUnavailable (connect/read errors, timeouts, 5xx:
-retry later), StudioRejected (4xx: do not retry), StudioJobGone (404 for a job). `transport` lets
-tests drive the client with `httpx.MockTransport`.
+retry later), StudioRejected (4xx: do not retry), StudioJobGone (404 for a job or a training).
+`transport` lets tests drive the client with `httpx.MockTransport`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
 from gallery.errors import StudioImageGone, StudioJobGone, StudioRejected, StudioUnauthorized, StudioUnavailable
 
+SUBMIT_TRAINING_TIMEOUT_S = 600.0  # the longest Studio may take to check a training's images and answer
+
 
 @dataclass(frozen=True)
 class StudioEvent:
-    """One Server-Sent Event of a Studio job: `progress`, `done`, `failed` or `cancelled`."""
+    """One Server-Sent Event of a Studio job or training: `progress`, `done`, `failed` or `cancelled`."""
 
     id: str
     type: str
@@ -60,12 +66,12 @@ class StudioClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def _call(self, method: str, url: str, *, what: str = "painting", **kwargs: Any) -> httpx.Response:
         try:
             response = await self._http.request(method, url, **kwargs)
         except httpx.TransportError as exc:  # connect/read errors, resets, every timeout
             raise StudioUnavailable(f"Studio did not answer: {type(exc).__name__}") from exc
-        _raise_for_status(response, url)
+        _raise_for_status(response, url, what)
         return response
 
     async def submit(
@@ -132,15 +138,60 @@ class StudioClient:
     async def image(self, image_id: str) -> bytes:
         return (await self._call("GET", f"/v1/images/{image_id}")).content
 
+    async def submit_training(
+        self, key: str, params: dict[str, Any], collections: Mapping[str, IO[bytes]]
+    ) -> dict[str, Any]:
+        """Send a training to Studio (POST /v1/trainings, Idempotency-Key: `key`): its params (with
+        `kind`) and each collection as ONE archive part named after it (`photos`, `paintings`,
+        `images`), read from the open file given; Studio's training JSON."""
+        files = [(name, (f"{name}.zip", archive, "application/zip")) for name, archive in collections.items()]
+        data = {"params": json.dumps(params)}
+        # Studio reads and checks every image before it answers: give it longer than one call.
+        waiting = httpx.Timeout(
+            max(self._timeout.read or 0.0, SUBMIT_TRAINING_TIMEOUT_S), connect=self._timeout.connect
+        )
+        response = await self._call(
+            "POST",
+            "/v1/trainings",
+            files=files,
+            data=data,
+            headers={"Idempotency-Key": key},
+            timeout=waiting,
+            what="training",
+        )
+        return _json(response)
+
+    async def training(self, training_id: str) -> dict[str, Any]:
+        """Studio's training JSON (GET /v1/trainings/{id})."""
+        return _json(await self._call("GET", f"/v1/trainings/{training_id}", what="training"))
+
+    async def cancel_training(self, training_id: str) -> dict[str, Any]:
+        """Stop a training (it keeps its last checkpoint there); Studio's training JSON."""
+        return _json(await self._call("POST", f"/v1/trainings/{training_id}/cancel", what="training"))
+
+    async def forget_training(self, training_id: str) -> None:
+        """Stop a training if it runs and delete it at Studio (a model it finished stays in the models folder)."""
+        await self._call("DELETE", f"/v1/trainings/{training_id}", what="training")
+
+    async def training_events(
+        self, training_id: str, *, last_event_id: str | None = None
+    ) -> AsyncIterator[StudioEvent]:
+        """The training's events after `last_event_id`, live, until a terminal one or the stream ends."""
+        async for event in self._events(f"/v1/trainings/{training_id}/events", last_event_id):
+            yield event
+
     async def events(self, job_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StudioEvent]:
         """The job's events after `last_event_id`, live, until a terminal one or the stream ends."""
+        async for event in self._events(f"/v1/jobs/{job_id}/events", last_event_id):
+            yield event
+
+    async def _events(self, url: str, last_event_id: str | None) -> AsyncIterator[StudioEvent]:
         headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-        url = f"/v1/jobs/{job_id}/events"
         try:
             async with self._http.stream("GET", url, headers=headers, timeout=self._stream_timeout) as response:
                 if response.status_code >= 400:
                     await response.aread()
-                _raise_for_status(response, url)
+                _raise_for_status(response, url, "training" if url.startswith("/v1/trainings/") else "painting")
                 fields: dict[str, str] = {}
                 async for line in response.aiter_lines():
                     if line.startswith(":"):
@@ -163,7 +214,9 @@ class StudioClient:
             raise StudioUnavailable("Studio sent an event that is not JSON") from exc
 
 
-def _raise_for_status(response: httpx.Response, url: str) -> None:
+def _raise_for_status(response: httpx.Response, url: str, what: str = "painting") -> None:
+    """Nothing for a success; else the error of `gallery.errors` its status means (`what` Studio was
+    asked about, "painting" or "training", names it in a refusal)."""
     status = response.status_code
     if status < 400:
         return
@@ -176,9 +229,13 @@ def _raise_for_status(response: httpx.Response, url: str) -> None:
         )
     if status == 404 and "/v1/jobs/" in url:
         raise StudioJobGone(f"Studio has no such job: {detail}")
+    if status == 404 and url == "/v1/trainings":
+        raise StudioRejected("This Studio cannot train: it has no /v1/trainings (an older version)")
+    if status == 404 and "/v1/trainings/" in url:
+        raise StudioJobGone(f"Studio has no such training: {detail}")
     if status == 404 and "/v1/images/" in url:
         raise StudioImageGone(f"Studio no longer has that image: {detail}")
-    raise StudioRejected(f"Studio refused the painting ({status}): {detail}")
+    raise StudioRejected(f"Studio refused the {what} ({status}): {detail}")
 
 
 def _detail(response: httpx.Response) -> str:

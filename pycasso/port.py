@@ -7,7 +7,7 @@ list (raw PNG bytes, never base64). The `attachments` entries name each blob's r
     Studio -> Pycasso   paint {job, params, attachments: [content, style, ..., init?]}
                         cancel {job}          ping {n}          (stdin closed: exit cleanly)
                         weights {job, weights: {content_weight?, style_weight?, tv_weight?}}
-                        calibrate {}
+                        calibrate {}      rescan {}   (read the models folder anew; answered by `models`)
                         train {job, kind, params, data, checkpoints, name, sample_every, checkpoint_every}
     Pycasso -> Studio   ready {version, backend, device, weights, memory: {base_bytes, device_bytes}}
                         progress {job, iterations, <a painting.progress point>, attachments?: [preview]}
@@ -16,7 +16,7 @@ list (raw PNG bytes, never base64). The `attachments` entries name each blob's r
                         calibrated {calibration: {...} | null, problem: str | null, interrupted: bool}
                         training {job, step, steps, losses: {network: loss}, seconds_per_step,
                                   checkpoint: step | null, attachments?: [sample]}
-                        models {models: [...], engines: {...}}   (the models folder changed)
+                        models {models: [...], engines: {...}, trained: bool}   (the models folder changed)
 
 An optional `init` attachment on `paint` (with `start_iteration`) resumes a run from an image.
 `weights` changes a Gatys job's loss weights: a queued job starts with them, a running one takes them
@@ -52,7 +52,7 @@ MAX_ATTACHMENTS = 16
 ROLES = frozenset({"content", "style", "init", "preview", "result", "builtin", "sample"})
 TYPES = frozenset(
     {"paint", "cancel", "weights", "ping", "ready", "progress", "done", "error", "cancelled", "pong"}
-    | {"calibrate", "calibrated", "train", "training", "models"}
+    | {"calibrate", "calibrated", "train", "training", "models", "rescan"}
 )
 
 
@@ -272,9 +272,15 @@ def training(
     return Message("training", fields, [("sample", sample)] if sample is not None else [])
 
 
-def models(listed: list[dict[str, Any]], engines: dict[str, str]) -> Message:
-    """The worker's generator models anew (a training added one), and its engines' state."""
-    return Message("models", {"models": listed, "engines": engines})
+def models(listed: list[dict[str, Any]], engines: dict[str, str], *, trained: bool = False) -> Message:
+    """The worker's generator models anew, and its engines' state; `trained`: its own training just
+    added one (Studio then asks its other workers to `rescan`)."""
+    return Message("models", {"models": listed, "engines": engines, "trained": trained})
+
+
+def rescan() -> Message:
+    """Read the models folder anew (another worker put a trained model there)."""
+    return Message("rescan", {})
 
 
 def cancel(job: str) -> Message:
@@ -351,6 +357,7 @@ __all__ = [
     "read_frame",
     "read_message",
     "ready",
+    "rescan",
     "train",
     "training",
     "write_frame",

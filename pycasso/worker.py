@@ -176,7 +176,7 @@ class Worker:
                 self.send(port.error(job, "busy", refusal))
                 return
             self._jobs.put(message)
-        elif message.type == "calibrate":
+        elif message.type in ("calibrate", "rescan"):
             self._jobs.put(message)  # behind the jobs already queued
         else:
             self.send(port.error(message.job, "bad_frame", f"a worker does not accept {message.type!r}"))
@@ -225,6 +225,10 @@ class Worker:
                 break
             if item.type == "calibrate":
                 self._calibrate(engine)
+                continue
+            if item.type == "rescan":  # between jobs: a model is never swapped under a painting
+                engine.reload_models()
+                self.send(port.models(engine.model_list(), engine.status()))
                 continue
             with self._state_lock:
                 self._pending.discard(item.job)
@@ -483,7 +487,7 @@ class Worker:
             recent = now
         path = trainer.export(run.models_dir, run.name)
         engines.reload_models()
-        self.send(port.models(engines.model_list(), engines.status()))
+        self.send(port.models(engines.model_list(), engines.status(), trained=True))
         stats = {"model": run.name, "file": path.name, "steps": steps, "seconds": round(recent - began, 3)}
         self.send(port.done(job, stats, imaging.encode_png(trainer.sample())))
 

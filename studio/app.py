@@ -1,4 +1,4 @@
-"""The Studio app: its lifespan opens the store, re-queues unfinished jobs and starts the workers.
+"""The Studio app: its lifespan opens the store, re-queues unfinished jobs and trainings and starts the workers.
 
 The routes are in `studio.routes`.
 """
@@ -25,10 +25,15 @@ from studio.runner import JobRunner
 from studio.settings import StudioSettings
 from studio.state import StudioState
 from studio.supervisor import Supervisor
+from studio.training_events import TrainingEvents
+from studio.training_runner import Handlers, TrainingRunner
+from studio.trainings import TrainingCaps, TrainingFolders, Trainings
+
+TRAINING_UPLOAD = ("POST", "/v1/trainings")  # the one route whose body may be larger than a painting's
 
 
 def create_app(settings: StudioSettings | None = None) -> FastAPI:
-    """The Studio app. Its lifespan opens the store, re-queues unfinished jobs and starts the workers."""
+    """The Studio app. Its lifespan opens the store, re-queues unfinished jobs and trainings and starts the workers."""
     settings = StudioSettings() if settings is None else settings
     metrics = StudioMetrics()
 
@@ -49,9 +54,14 @@ def create_app(settings: StudioSettings | None = None) -> FastAPI:
         runner = JobRunner(
             catalog, images, events, on_iteration_seconds=metrics.iteration_seconds.observe, pass_budget=pass_budget
         )
+        training_events = TrainingEvents(catalog)
+        folders = TrainingFolders(settings.data_dir / "trainings")
+        models_dir = settings.models_dir.resolve() if settings.models_dir is not None else None
+        training_runner = TrainingRunner(catalog, images, training_events, folders, models_dir=models_dir)
+        handlers = Handlers(runner, training_runner)
         supervisor = Supervisor(
             settings.worker_command,
-            handler=runner,
+            handler=handlers,
             workers=settings.workers,
             max_restarts=settings.max_restarts,
             restart_window_s=settings.restart_window_s,
@@ -63,7 +73,7 @@ def create_app(settings: StudioSettings | None = None) -> FastAPI:
             devices=settings.devices,
             env={
                 "PYCASSO_PRECISION": settings.precision,
-                **({"PYCASSO_MODELS_DIR": str(settings.models_dir.resolve())} if settings.models_dir else {}),
+                **({"PYCASSO_MODELS_DIR": str(models_dir)} if models_dir is not None else {}),
             },
             calibrate=settings.calibrate,
         )
@@ -83,9 +93,27 @@ def create_app(settings: StudioSettings | None = None) -> FastAPI:
             estimator=estimator,
             collect_grace_s=settings.gc_grace_s,
         )
-        app.state.studio = StudioState(settings, jobs, events, images, supervisor, metrics, estimator)
+        trainings = Trainings(
+            catalog,
+            images,
+            training_events,
+            folders,
+            supervisor,
+            models_dir=models_dir,
+            cancel_running=supervisor.cancel,
+            allow_cpu=settings.allow_cpu_training,
+            caps=TrainingCaps(
+                max_files=settings.max_training_files,
+                max_bytes=settings.max_training_bytes,
+                max_image_bytes=settings.max_image_bytes,
+                max_image_pixels=settings.max_image_pixels,
+            ),
+            collect_grace_s=settings.gc_grace_s,
+        )
+        app.state.studio = StudioState(settings, jobs, events, images, supervisor, metrics, estimator, trainings)
         metrics.watch(catalog, supervisor)
-        for job_id in runner.requeue_unfinished():
+        trainings.sweep_folders()
+        for job_id in handlers.requeue_unfinished():
             supervisor.submit(job_id)
         await supervisor.start()
         collector = start_collecting(images, catalog, interval_s=settings.gc_interval_s, grace_s=settings.gc_grace_s)
@@ -102,7 +130,9 @@ def create_app(settings: StudioSettings | None = None) -> FastAPI:
     app = FastAPI(
         title="Deep Painting Studio", version="1", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, larger={TRAINING_UPLOAD: settings.max_training_upload_bytes}
+    )
     app.add_middleware(HttpMetrics, metrics=metrics)
     add_error_handlers(app)
     app.add_exception_handler(routes.Unauthorized, routes.unauthorized)

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             super().handle_exit(sig, frame)
             studio = getattr(app.state, "studio", None)
             if self.loop is not None and isinstance(studio, StudioState):
-                self.loop.call_soon_threadsafe(studio.events.close_all)
+                self.loop.call_soon_threadsafe(studio.close_streams)
 
     Server(config).run()
     return 0

@@ -1,5 +1,5 @@
-"""Studio's Prometheus metrics: jobs by status, queue and workers, restarts, storage faults, and
-seconds per iteration; HTTP latency by route comes from `httpapi.metrics`."""
+"""Studio's Prometheus metrics: jobs by status, trainings under way, queue and workers, restarts,
+storage faults, and seconds per iteration; HTTP latency by route comes from `httpapi.metrics`."""
 
 from __future__ import annotations
 
@@ -43,6 +43,13 @@ class _StudioState(Collector):
         for status in Status:
             jobs.add_metric([status.value], self.catalog.count(statuses={status}))
         yield jobs
+        trainings = GaugeMetricFamily(
+            "studio_trainings_unfinished", "Trainings queued or running, by status.", labels=["status"]
+        )
+        unfinished = self.catalog.unfinished_trainings()
+        for status in (Status.QUEUED, Status.RUNNING):
+            trainings.add_metric([status.value], sum(1 for t in unfinished if t.status == status))
+        yield trainings
         sup = self.supervisor
         yield GaugeMetricFamily("studio_queue_depth", "Jobs waiting for a worker.", value=sup.queued)
         yield GaugeMetricFamily("studio_running_jobs", "Jobs a worker paints now.", value=sup.running)

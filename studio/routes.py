@@ -9,6 +9,16 @@
                                    from its next iteration on (409 once it ended)          -> 202 job
     DELETE /v1/jobs/{id}           stop it if it runs, delete it and its images            -> 204
     GET    /v1/images/{id}         the image bytes
+    POST   /v1/trainings           multipart: params (TrainingParams JSON, its `kind` inside) and, per
+                                   collection of the kind (photos and paintings, or images), ONE archive
+                                   (zip or tar) or MANY image files -> 202 training
+    GET    /v1/trainings           the newest trainings first (?limit=)
+    GET    /v1/trainings/{id}      state, step of steps, last losses, seconds a step, checkpoint and
+                                   sample image, the model (its name, whether it is served yet), counts
+    GET    /v1/trainings/{id}/events  Server-Sent Events (progress, then done/failed/cancelled);
+                                   Last-Event-ID resumes
+    POST   /v1/trainings/{id}/cancel  stop it, keeping its checkpoint                      -> 202 training
+    DELETE /v1/trainings/{id}      stop it if it runs, delete it and its folder (its model stays) -> 204
     POST   /v1/estimate            JSON {params, width, height, styles}: seconds (null until a worker has
                                    timed itself), peak memory, the budget, the largest size that fits
     GET    /v1/status              capacity and load: its workers (device, job, timing), workers_ready,
@@ -28,12 +38,13 @@ before anything is stored, each refusal `{"detail": str}` as the routes' `respon
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
 import struct
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
@@ -43,6 +54,7 @@ from httpapi.images import IMAGE_RESPONSE, image_response
 from painting.errors import NotFound
 from painting.estimate import EstimateRequest
 from painting.params import BUILTIN_STYLES, MAX_STYLES, LossWeights, Params, parse_params
+from painting.training import KINDS, TrainingParams, collections_for
 from studio.state import StudioDep
 
 WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,9}")
@@ -55,6 +67,47 @@ SSE_EVENT: dict[str, Any] = {
         "event": {"enum": ["progress", "done", "failed", "cancelled"]},
         "data": {"type": "string", "contentMediaType": "application/json", "description": "The event, as JSON."},
     },
+}
+# One Server-Sent Event of a training's stream.
+TRAINING_SSE_EVENT: dict[str, Any] = {
+    **SSE_EVENT,
+    "properties": {
+        **SSE_EVENT["properties"],
+        "id": {
+            "type": "string",
+            "pattern": "^[0-9]+$",
+            "description": "The step (an ending: the last step + 1); send it back as Last-Event-ID to resume.",
+        },
+    },
+}
+TRAINING_COLLECTIONS = sorted({name for kind in KINDS for name in collections_for(kind)})
+_IMAGES = {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1}
+TRAINING_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "params": {
+                            **TrainingParams.model_json_schema(),
+                            "description": "The training's parameters as JSON, `kind` among them (cyclegan when "
+                            "absent); defaults for the rest.",
+                        },
+                        "photos": {
+                            **_IMAGES,
+                            "description": "cyclegan: the photos, as ONE archive (zip, tar, tar.gz/bz2/xz) or "
+                            "as the image files (PNG, JPEG, WEBP).",
+                        },
+                        "paintings": {**_IMAGES, "description": "cyclegan: the paintings, like photos."},
+                        "images": {**_IMAGES, "description": "dcgan: the images to learn from, like photos."},
+                    },
+                },
+                "encoding": {"params": {"contentType": "application/json"}},
+            }
+        },
+    }
 }
 JOB_FORM = painting_form(
     Params.model_json_schema(),
@@ -206,6 +259,114 @@ async def forget_job(job_id: str, studio: StudioDep) -> Response:
 @v1.get("/images/{image_id}", response_class=FileResponse, responses={**IMAGE_RESPONSE, **refusals(404, 422)})
 async def get_image(image_id: str, studio: StudioDep) -> FileResponse:
     return image_response(studio.images, image_id, cache_control="private, max-age=31536000, immutable")
+
+
+@v1.post("/trainings", status_code=202, responses=refusals(413, 422), openapi_extra=TRAINING_FORM)
+async def create_training(
+    request: Request,
+    studio: StudioDep,
+    idempotency_key: str | None = Header(
+        None, alias="Idempotency-Key", description="1 to 200 characters; a key used before returns that training."
+    ),
+) -> JSONResponse:
+    """Check and store a training, then queue it: a CycleGAN (from `photos` and `paintings`) or a
+    DCGAN (from `images`), trained by a worker into the models folder, where it is served as
+    engine `model` under its name once done.
+
+    Each collection is one archive or many image files; every image must pass the image rule, and a
+    collection needs MIN_IMAGES of them (4 per cyclegan collection, 16 for a dcgan). Refused (422,
+    nothing stored): bad params, no models folder (STUDIO_MODELS_DIR), a Studio whose workers have no
+    GPU unless STUDIO_ALLOW_CPU_TRAINING is on (the refusal says what a step would take here), a model
+    name in use, an unsafe or damaged archive, unreadable images or too few; 413: over the caps on
+    files or bytes (STUDIO_MAX_TRAINING_FILES, STUDIO_MAX_TRAINING_BYTES a collection)."""
+    settings = studio.settings
+    too_many = f"at most {settings.max_training_files} files a collection"
+    uploads: dict[str, list[tuple[str, bytes]]] = {}
+    params: str | bytes | None = None
+    max_files = 2 * settings.max_training_files + 1
+    async with read_form(request, max_files=max_files, max_fields=8, too_many_files=too_many) as form:
+        for name, value in form.multi_items():
+            if name == "params":
+                if params is not None:
+                    raise BadRequest("params: give exactly one")
+                params = await value.read() if isinstance(value, UploadFile) else value
+            elif isinstance(value, UploadFile):
+                files = uploads.setdefault(name, [])
+                files.append((value.filename or f"{name} {len(files) + 1}", await value.read()))
+            elif name in TRAINING_COLLECTIONS:
+                raise BadRequest(f"{name}: must be file parts (an archive or images), not text")
+    create = studio.trainings.create  # in a thread: unpacking and checking thousands of images takes a while
+    record, _created = await asyncio.to_thread(create, params, uploads, idempotency_key=idempotency_key)
+    if not record.finished:
+        studio.supervisor.submit(record.id)
+    return JSONResponse(studio.trainings.describe(record.id), status_code=202)
+
+
+@v1.get("/trainings", responses=refusals(422))
+async def list_trainings(
+    studio: StudioDep, limit: int = Query(100, ge=1, le=500, description="How many, at most.")
+) -> dict[str, Any]:
+    """The trainings, newest first, each as GET /v1/trainings/{id} shows it."""
+    return {"trainings": studio.trainings.newest(limit)}
+
+
+@v1.get("/trainings/{training_id}", responses=refusals(404, 422))
+async def get_training(training_id: str, studio: StudioDep) -> dict[str, Any]:
+    """A training: `state`, `step` of `steps`, the last `losses` by network, `seconds_per_step` and
+    `remaining_s`, `checkpoint_step` (where a resume starts), `sample_image` (the latest sample; the
+    last one once done), `model` ({name, ready: whether the workers serve it}), `counts` (images per
+    collection), `error`, `attempts` (runs; a worker's death adds one, the third fails it)."""
+    return studio.trainings.describe(training_id)
+
+
+@v1.get(
+    "/trainings/{training_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: progress (step, steps, losses, seconds_per_step, checkpoint_step, "
+            "sample_image), then done {model, sample_image}, failed {error} or cancelled.",
+            "content": {"text/event-stream": {"schema": TRAINING_SSE_EVENT}},
+        },
+        **refusals(404, 422),
+    },
+)
+async def training_events(
+    training_id: str,
+    studio: StudioDep,
+    last_event_id: str | None = Header(
+        None, alias="Last-Event-ID", description="The id of the last event seen: the stream resumes after it."
+    ),
+) -> StreamingResponse:
+    studio.trainings.catalog.get_training(training_id)  # 404 before the stream starts
+    raw = (last_event_id or "").strip()
+    try:
+        after = int(raw) if raw else -1
+    except ValueError:
+        raise BadRequest("Last-Event-ID: must be a whole number") from None
+    return StreamingResponse(
+        studio.trainings.events.stream(training_id, after=after, keepalive_s=studio.settings.keepalive_s),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@v1.post("/trainings/{training_id}/cancel", status_code=202, responses=refusals(404, 422))
+async def cancel_training(training_id: str, studio: StudioDep) -> JSONResponse:
+    """Stop a training: a queued one at once, a running one after its worker has saved a checkpoint
+    (kept in its folder). It stays, cancelled."""
+    studio.trainings.cancel(training_id)
+    return JSONResponse(studio.trainings.describe(training_id), status_code=202)
+
+
+@v1.delete("/trainings/{training_id}", status_code=204, response_class=Response, responses=refusals(404, 422))
+async def forget_training(training_id: str, studio: StudioDep) -> Response:
+    """Stop the training if it runs, then delete its record and its folder (images and checkpoints);
+    its sample images go with the next collection. The model it made, if it finished, stays in the
+    models folder and is still served: remove its files there to retire it."""
+    record = studio.trainings.forget(training_id)
+    await asyncio.to_thread(studio.trainings.remove_files, record)
+    return Response(status_code=204)
 
 
 @v1.get("/status")

@@ -33,7 +33,9 @@ class StudioSettings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8100, ge=0, le=65535, description="Port to listen on.")
-    data_dir: Path = Field(Path("studio-data"), description="Images and the SQLite catalog live here.")
+    data_dir: Path = Field(
+        Path("studio-data"), description="Images, the SQLite catalog and the trainings' folders live here."
+    )
     database_url: SecretStr | None = Field(None, description="SQLAlchemy URL; SQLite in data_dir when unset.")
     token: SecretStr | None = Field(None, description="Bearer token every /v1 call must carry.")
 
@@ -51,7 +53,7 @@ class StudioSettings(BaseSettings):
     models_dir: Path | None = Field(
         None,
         description="Folder of generator models (.keras, .h5, .onnx, each with an optional .json sidecar) the "
-        "workers serve for engine model; unset: none.",
+        "workers serve for engine model, and where trainings put what they train; unset: none (and no training).",
     )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
@@ -107,6 +109,27 @@ class StudioSettings(BaseSettings):
         "that Studio can estimate a painting's seconds.",
     )
     keepalive_s: float = Field(15.0, gt=0, description="Seconds between SSE keep-alive comments.")
+
+    allow_cpu_training: bool = Field(
+        False,
+        description="Train (POST /v1/trainings) even when no worker has a GPU: a useful CycleGAN takes days on "
+        "a CPU, so a CPU Studio refuses a training, with its estimated seconds per step, unless this is on.",
+    )
+    max_training_files: int = Field(
+        10_000, ge=1, description="Most image files in one collection of a training (an archive or many files)."
+    )
+    max_training_upload_bytes: int = Field(
+        1 * 2**30,
+        ge=1,
+        description="Largest POST /v1/trainings body (its collections, archives or files, together); every other "
+        "request has max_body_bytes.",
+    )
+    max_training_bytes: int = Field(
+        2 * 2**30,
+        ge=1,
+        description="Most bytes one collection of a training may hold, uncompressed (an archive is counted as it "
+        "is unpacked).",
+    )
 
     def token_value(self) -> str | None:
         return None if self.token is None else self.token.get_secret_value() or None

@@ -16,6 +16,7 @@ from studio.jobs import Jobs
 from studio.metrics import StudioMetrics
 from studio.settings import StudioSettings
 from studio.supervisor import Supervisor
+from studio.trainings import Trainings
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class StudioState:
     supervisor: Supervisor
     metrics: StudioMetrics
     estimator: Estimator
+    trainings: Trainings
 
     def readiness(self) -> str | None:
         """Why Studio cannot take work now (None: it can): storage must take writes, and a worker
@@ -38,6 +40,11 @@ class StudioState:
             return problem
         self.supervisor.storage_works()
         return self.supervisor.not_ready_reason
+
+    def close_streams(self) -> None:
+        """End every open event stream, of jobs and trainings, and any opened later (Studio is stopping)."""
+        self.events.close_all()
+        self.trainings.events.close_all()
 
 
 def studio_state(connection: HTTPConnection) -> StudioState:

@@ -17,9 +17,15 @@ every `ping_interval_s`; one that has not answered within `ping_timeout_s` is ki
 Once a worker is idle after starting, it is asked to time itself (`calibrate`; `calibration()` then
 serves Studio's estimates): a job that arrives meanwhile stops that, and it is asked again when idle.
 
-What a message means for a job is the handler's business (`studio.runner.JobRunner`): the
-supervisor only asks it for a job's `paint` message, hands it the job's messages, and tells it when
-a job's worker died (the handler says whether to run the job again) or was stopped cleanly.
+A worker's `models` message (no job: a training put a model in the models folder, and the worker
+serves it now) updates what that worker said of its models and engines, so `models()` lists the new
+one at once.
+
+What a message means for a job is the handler's business (`studio.training_runner.Handlers`: a
+painting job's `studio.runner.JobRunner`, a training's `TrainingRunner`): the supervisor only asks
+it for a job's `paint` (or `train`) message, hands it the job's messages, and tells it when a job's
+worker died (the handler says whether to run the job again) or was stopped cleanly. A training is a
+job like any other here: the same queue, one job at a time per worker.
 
 The handler stores what it is given, and storage can fail (a full or read-only disk, a database
 gone). No such failure ends a slot or loses a job: a job that cannot be started is queued again
@@ -57,10 +63,12 @@ T = TypeVar("T")
 
 class JobHandler(Protocol):
     def paint_message(self, job_id: str) -> port.Message | None:
-        """The `paint` message that starts (or resumes) a job; None when it should not run any more."""
+        """The `paint` (a training's: `train`) message that starts (or resumes) a job; None when it
+        should not run any more."""
 
     def on_message(self, job_id: str, message: port.Message) -> None:
-        """A worker's `progress`, `done`, `error` or `cancelled` message for the job it runs."""
+        """A worker's `progress` (a training's: `training`), `done`, `error` or `cancelled` message for
+        the job it runs."""
 
     def on_worker_died(self, job_id: str) -> bool:
         """The job's worker died mid-run; return True to queue the job again (at the front)."""
@@ -200,12 +208,23 @@ class Supervisor:
 
     def models(self) -> list[dict[str, Any]] | None:
         """The generator models the workers serve (every worker reads the same folder), usable or not
-        (each with its problem); None until a worker has said."""
-        for slot in self._slots:
-            models = slot.said.get("models")
-            if isinstance(models, list):
-                return [m for m in models if isinstance(m, dict)]
-        return None
+        (each with its problem), as the worker that looked last said (a training that finished adds
+        its model at once); None until a worker has said."""
+        said = [(slot.models_said_at, slot.said.get("models")) for slot in self._slots]
+        listed = [(at, models) for at, models in said if isinstance(models, list)]
+        if not listed:
+            return None
+        _, models = max(listed, key=lambda pair: pair[0])
+        return [m for m in models if isinstance(m, dict)]
+
+    def devices_said(self) -> list[str]:
+        """The device each worker said it runs on when ready ("CPU", or a GPU such as "/device:GPU:0"),
+        for the workers that have said; a worker keeps its last word while it restarts."""
+        return [str(slot.said["device"]) for slot in self._slots if isinstance(slot.said.get("device"), str)]
+
+    def precisions_said(self) -> list[str]:
+        """The arithmetic each worker said its exact engine runs in ("fp32" or "bf16"), for those that said."""
+        return [str(slot.said["precision"]) for slot in self._slots if isinstance(slot.said.get("precision"), str)]
 
     def usable_models(self) -> list[str] | None:
         """The names of the generator models a job can paint with (those the workers mark `ok`);
@@ -351,6 +370,7 @@ class _Slot:
         self.failure: str | None = None
         self.current: str | None = None
         self.said: dict[str, object] = {}  # its `ready` message: version, backend, device, weights
+        self.models_said_at = 0.0  # when it last listed its models (`ready`, or `models` after a training)
         self.builtin_sheet: bytes | None = None  # the fast engine's built-in styles, one PNG strip
         self.calibration: Calibration | None = None  # its timing, kept across restarts (the same device)
         self.calibration_problem: str | None = None  # why it has none, when it said
@@ -464,6 +484,7 @@ class _Slot:
             if kind == "msg" and message.type == "ready":
                 log.info("worker %d ready: %s", self.index, message.fields)
                 self.said = dict(message.fields)
+                self.models_said_at = time.monotonic()
                 sheets = message.blobs("builtin")
                 self.builtin_sheet = sheets[0] if sheets else None
                 return
@@ -517,6 +538,20 @@ class _Slot:
             return
         if message.type == "calibrated":
             self._calibrated(message)
+            return
+        if message.type == "models":  # a training put a model in the folder: the worker serves it now
+            models, engines = message.get("models"), message.get("engines")
+            if isinstance(models, list):
+                self.said["models"] = models
+                self.models_said_at = time.monotonic()
+            if isinstance(engines, dict):
+                self.said["engines"] = engines
+            names = [m.get("name") for m in models if isinstance(m, dict)] if isinstance(models, list) else None
+            log.info("worker %d: its models are now %s", self.index, names)
+            if message.get("trained"):  # the others read the folder anew too, so any of them paints with it
+                for slot in self.sup._slots:
+                    if slot is not self and slot.ready:
+                        slot.send_soon(port.rescan())
             return
         if message.job is None or message.job != self.current:
             if message.type == "error":

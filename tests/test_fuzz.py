@@ -100,6 +100,7 @@ def gallery_api(tmp_path_factory: pytest.TempPathFactory) -> Any:
             max_unfinished_per_client=10_000,
             max_unfinished=10_000,
             max_creations_per_minute=100_000,
+            max_unfinished_trainings=10_000,
         )
     )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
@@ -118,6 +119,8 @@ def studio_api(tmp_path_factory: pytest.TempPathFactory) -> Any:
             keepalive_s=0.2,
             shutdown_timeout_s=1.0,  # a long fake job need not finish before the lifespan ends
             max_body_bytes=2_000_000,
+            models_dir=folder / "models",  # trainings put their models here
+            allow_cpu_training=True,  # the fake worker is on the CPU
         )
     )
     # Studio serves its document behind the token, like the rest of /v1.
@@ -177,24 +180,47 @@ def _painting_form() -> tuple[list[tuple[str, tuple[str | None, bytes, str]]], b
 
 
 def make_painting(client: Any) -> dict[str, str]:
+    """A painting (its id and its photo's) and a training (its id), for Gallery's operations on one."""
     files, _ = _painting_form()
     created = client.post("/api/paintings", files=files, timeout=10)
     assert created.status_code == 201, created.text
     painting = created.json()
-    return {"painting_id": painting["id"], "image_id": painting["content_image"]}
+    collections = [
+        (name, (f"{name}-{i}.png", png(8 + i, 8), "image/png")) for name in ("photos", "paintings") for i in range(4)
+    ]
+    params = (None, b'{"kind": "cyclegan", "steps": 2, "image_size": 16, "filters": 4}', "application/json")
+    trained = client.post("/api/trainings", files=[*collections, ("params", params)], timeout=10)
+    assert trained.status_code == 201, trained.text
+    return {"painting_id": painting["id"], "image_id": painting["content_image"], "training_id": trained.json()["id"]}
 
 
 def make_job(client: Any) -> dict[str, str]:
+    """A job, and a training (a tiny one: the fake worker trains it in a few steps)."""
     files, content = _painting_form()
     created = client.post("/v1/jobs", files=files, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
     assert created.status_code == 202, created.text
-    return {"job_id": created.json()["id"], "image_id": hashlib.sha256(content).hexdigest()}
+    collections = [
+        (name, (f"{i}.png", png(16, 16, (i * 40, 90, 200)), "image/png"))
+        for name in ("photos", "paintings")
+        for i in range(4)
+    ]
+    params = b'{"kind": "cyclegan", "steps": 2, "image_size": 16, "filters": 4}'
+    training = client.post(
+        "/v1/trainings",
+        files=[*collections, ("params", (None, params, "application/json"))],
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
+    assert training.status_code == 202, training.text
+    made = {"job_id": created.json()["id"], "training_id": training.json()["id"]}
+    return {**made, "image_id": hashlib.sha256(content).hexdigest()}
 
 
 def test_gallery_answers_every_request_as_its_document_says(gallery_api: Any) -> None:
-    assert fuzz(gallery_api, ready="/health/ready", make=make_painting) == 13  # + weights, estimate
+    # 13 (+ weights, estimate), + the trainings': create, list, get, cancel, delete, schema
+    assert fuzz(gallery_api, ready="/health/ready", make=make_painting) == 19
 
 
 def test_studio_answers_every_request_as_its_document_says(studio_api: Any) -> None:
-    # 12, + POST /v1/jobs/{id}/weights, + POST /v1/estimate
-    assert fuzz(studio_api, ready="/health/ready", make=make_job, Authorization=f"Bearer {TOKEN}") == 14
+    # 12, + POST /v1/jobs/{id}/weights, + POST /v1/estimate, + the 6 of /v1/trainings
+    assert fuzz(studio_api, ready="/health/ready", make=make_job, Authorization=f"Bearer {TOKEN}") == 20

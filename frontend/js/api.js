@@ -45,6 +45,34 @@ async function request(path, options = {}) {
 
 export const imageUrl = (id) => `/api/images/${encodeURIComponent(id)}`;
 
+/**
+ * POST a form with XMLHttpRequest, which (unlike fetch) reports the upload's progress: a training's
+ * collections may take minutes to send. `onProgress(fraction)` runs as the body goes out (1: all sent,
+ * Gallery is checking the images). Errors are ApiErrors, as `request` gives.
+ */
+function upload(path, form, onProgress = () => {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", path);
+    xhr.upload.onprogress = (event) => {
+      if (event.lengthComputable && event.total) onProgress(event.loaded / event.total);
+    };
+    xhr.upload.onload = () => onProgress(1);
+    xhr.onerror = () => reject(new ApiError("Cannot reach the Gallery server. Check your connection and try again.", 0));
+    xhr.onload = () => {
+      let body = null;
+      try {
+        body = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+      } catch {
+        body = null;
+      }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(body);
+      else reject(new ApiError(describe(body, xhr.status), xhr.status));
+    };
+    xhr.send(form);
+  });
+}
+
 export const api = {
   schema: () => request("/api/params/schema"),
   list: (limit = 100, offset = 0) => request(`/api/paintings?limit=${limit}&offset=${offset}`),
@@ -75,4 +103,20 @@ export const api = {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(weights),
   }),
   remove: (id) => request(`/api/paintings/${encodeURIComponent(id)}`, { method: "DELETE" }),
+
+  /** The training parameters' schema with Gallery's caps; `x-collections`: what each kind trains on. */
+  trainingSchema: () => request("/api/training-schema"),
+  trainings: (limit = 100) => request(`/api/trainings?limit=${limit}`),
+  training: (id) => request(`/api/trainings/${encodeURIComponent(id)}`),
+  /** A new training: `collections` maps each collection's name to its files (one archive, or images). */
+  createTraining(params, collections, onProgress) {
+    const form = new FormData();
+    form.append("params", JSON.stringify(params));
+    for (const [name, files] of Object.entries(collections)) {
+      for (const file of files) form.append(name, file, file.name || `${name}.png`);
+    }
+    return upload("/api/trainings", form, onProgress);
+  },
+  cancelTraining: (id) => request(`/api/trainings/${encodeURIComponent(id)}/cancel`, { method: "POST" }),
+  removeTraining: (id) => request(`/api/trainings/${encodeURIComponent(id)}`, { method: "DELETE" }),
 };

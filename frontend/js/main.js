@@ -1,5 +1,7 @@
-// Wires the page together: the form, the gallery, the open painting, and the live event stream.
-// Truth comes from HTTP snapshots (on load and on every WebSocket (re)connect); events keep it fresh.
+// Wires the page together: the form, the gallery, the open painting, the Train section, and the
+// live event stream. Truth comes from HTTP snapshots (on load and on every WebSocket (re)connect);
+// events keep it fresh. The location's hash says what is shown: "#painting/<id>" (a painting open),
+// "#train" (the Train section), "#training/<id>" (a training open there), nothing (painting).
 
 import { api } from "./api.js";
 import { EstimateLine } from "./estimate.js";
@@ -7,6 +9,7 @@ import { PaintForm } from "./form.js";
 import { FINISHED, title } from "./format.js";
 import { GalleryView } from "./gallery.js";
 import { EventSocket } from "./socket.js";
+import { TrainPage } from "./train.js";
 import { PaintingView } from "./viewer.js";
 
 const $ = (id) => document.getElementById(id);
@@ -127,6 +130,31 @@ const form = new PaintForm($("paint-form"), {
   },
 });
 
+const trainPage = new TrainPage($("train-section"), api, {
+  close: () => { history.pushState(null, "", "#train"); route(); },
+  showError,
+  /** "Paint with it" (a CycleGAN repaints a photo) and "Generate" (a DCGAN paints from a seed): the
+   * painting form with engine `model` and this training's model chosen (the list asked again: it is new). */
+  paintWith(training) {
+    if (form.remixOf) form.stopRemix();
+    form.setParams({ engine: "model", model: training.model });
+    form.refreshModels();
+    history.pushState(null, "", location.pathname + location.search);
+    route();
+    $("paint-form").scrollIntoView({ behavior: "smooth", block: "start" });
+  },
+});
+
+/** Show the Paint or the Train section, and mark its tab. */
+function showSection(name) {
+  $("paint-section").hidden = name !== "paint";
+  $("train-section").hidden = name !== "train";
+  for (const [tab, section] of [["tab-paint", "paint"], ["tab-train", "train"]]) {
+    if (section === name) $(tab).setAttribute("aria-current", "page");
+    else $(tab).removeAttribute("aria-current");
+  }
+}
+
 /** Take a newer summary of a painting; a late snapshot never takes a finished painting back. */
 function merge(summary) {
   const known = paintings.get(summary.id);
@@ -159,6 +187,10 @@ function forget(id) {
 }
 
 function onEvent(event) {
+  if (typeof event.type === "string" && event.type.startsWith("training.")) {
+    trainPage.onEvent(event);
+    return;
+  }
   const known = paintings.get(event.id);
   // Relayed from another Gallery process without its larger fields: read the painting itself.
   if (event.partial) {
@@ -221,9 +253,37 @@ async function loadSnapshot() {
   } catch (error) {
     showError(`Could not load the gallery: ${error.message}`);
   }
+  try {
+    await trainPage.load();
+  } catch (error) {
+    showError(`Could not load the trainings: ${error.message}`);
+  }
+}
+
+async function routeTraining(id) {
+  viewer.close();
+  gallery.select(null);
+  if (!id) {
+    trainPage.close();
+    return;
+  }
+  try {
+    await trainPage.open(id);
+  } catch (error) {
+    if (error.status === 404) {
+      trainPage.forget(id);
+      history.replaceState(null, "", "#train");
+      showError("That training no longer exists.");
+    } else {
+      showError(`Could not open the training: ${error.message}`);
+    }
+  }
 }
 
 async function route() {
+  const training = /^#train(?:ing\/([\w-]+))?$/.exec(location.hash);
+  showSection(training ? "train" : "paint");
+  if (training) return routeTraining(training[1]);
   const match = /^#painting\/([\w-]+)$/.exec(location.hash);
   if (!match) {
     viewer.close();
@@ -248,7 +308,8 @@ async function route() {
 
 window.addEventListener("hashchange", () => {
   route();
-  if (location.hash) $("viewer").scrollIntoView({ behavior: "smooth", block: "start" });
+  const open = location.hash.startsWith("#painting/") ? "viewer" : location.hash.startsWith("#training/") ? "training-view" : null;
+  if (open) $(open).scrollIntoView({ behavior: "smooth", block: "start" });
 });
 
 const connection = $("connection");
@@ -269,6 +330,11 @@ async function start() {
     new EstimateLine($("paint-estimate"), form, api.estimate).soon();
   } catch (error) {
     showError(`Could not load the painting settings: ${error.message}`);
+  }
+  try {
+    trainPage.build(await api.trainingSchema());
+  } catch (error) {
+    showError(`Could not load the training settings: ${error.message}`);
   }
   socket.connect();
 }

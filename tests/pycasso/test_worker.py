@@ -455,7 +455,11 @@ def test_a_training_checkpoints_resumes_after_a_kill_and_serves_its_generator_at
         assert Image.open(io.BytesIO(samples[-1].blobs("sample")[0])).size == (16, 16)
         listed = next(m for m in messages if m.type == "models")
         assert {m["name"]: m["ok"] for m in listed.get("models")} == {"tiny-monet": True}
-        assert listed.get("engines")["model"] == "ready"
+        assert listed.get("engines")["model"] == "ready" and listed.get("trained") is True
+        # Another worker on the folder is asked to read it anew (Studio sends `rescan` to the others).
+        second.send(port.rescan())
+        rescanned = second.until("models")[-1]
+        assert [m["name"] for m in rescanned.get("models")] == ["tiny-monet"] and rescanned.get("trained") is False
         done = messages[-1]
         assert done.type == "done", done.fields
         assert done.get("stats")["model"] == "tiny-monet" and done.get("stats")["steps"] == 8

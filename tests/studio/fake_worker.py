@@ -12,6 +12,13 @@ run and the first after a change carry the weights in force, and its style term 
 It answers `calibrate` at once with `FAKE_CALIBRATION` (made-up figures; the variable, JSON, overrides).
 `FAKE_MODELS` (JSON, a list of `ModelInfo.to_json()`-like objects) is the model list it says it serves
 when ready (unset: it says none).
+
+A `train` runs a made-up training: one `training` frame a step (every `FAKE_SECONDS_PER_ITERATION`),
+its losses falling, a sample image (a 16 px square, its colour from the step) every `sample_every`
+steps and at the last, `checkpoint` every `checkpoint_every`; then `models` (what it was told when
+ready, plus the trained model, usable) and `done`. It reads nothing from the folders but checks that
+the data folder holds the kind's collections (an `error` as the real worker's otherwise), writes no
+model file, and starts each run at step 1.
 """
 
 from __future__ import annotations
@@ -70,7 +77,7 @@ def main() -> int:
             elif message.type == "weights":
                 with weights_lock:
                     new_weights.setdefault(message.job, {}).update(message.get("weights") or {})
-            elif message.type == "paint":
+            elif message.type in ("paint", "train"):
                 jobs.put(message)
             elif message.type == "calibrate":  # at once, with made-up figures (FAKE_CALIBRATION: JSON to send)
                 send(port.calibrated(json.loads(os.environ.get("FAKE_CALIBRATION", "null")) or FAKE_CALIBRATION))
@@ -85,6 +92,9 @@ def main() -> int:
     send(port.ready("fake", "none", device, "none", **said))
     pause = float(os.environ.get("FAKE_SECONDS_PER_ITERATION", "0.02"))
     while (job := jobs.get()) is not None:
+        if job.type == "train":
+            models = _train(job, send, cancelled, pause, models)
+            continue
         params = job.get("params")
         content = job.blobs("content")[0]
         every = params.get("preview_every", 10)
@@ -113,6 +123,43 @@ def main() -> int:
             result = (job.blobs("init") or job.blobs("style"))[0]
             send(port.done(job.job, {"iterations": iterations}, result))
     return 0
+
+
+def _sample(step: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), (step * 7 % 256, 90, 200)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _train(job: port.Message, send, cancelled: set[str | None], pause: float, models: list | None) -> list | None:
+    """One made-up training (see the module docstring); the model list afterwards."""
+    kind, name, training = job.get("kind"), job.get("name"), str(job.job)
+    wanted = ("photos", "paintings") if kind == "cyclegan" else ("images",)
+    for folder in wanted:
+        if not os.path.isdir(os.path.join(str(job.get("data")), folder)):
+            send(port.error(training, "invalid_request", f"training: the training data has no {folder}/ folder"))
+            return models
+    steps = int((job.get("params") or {}).get("steps") or 1)
+    every, checkpoint_every = int(job.get("sample_every")), int(job.get("checkpoint_every"))
+    checkpoint = None
+    for step in range(1, steps + 1):
+        if training in cancelled:
+            send(port.cancelled(training))
+            return models
+        time.sleep(pause)
+        if step % checkpoint_every == 0 or step == steps:
+            checkpoint = step
+        sample = _sample(step) if step % every == 0 or step == steps else None
+        losses = {"generator": 5.0 / step, "discriminator": 0.5, "cycle": 2.0 / step, "identity": 1.0 / step}
+        send(port.training(training, step, steps, losses, pause, checkpoint=checkpoint, sample=sample))
+    trained = {"name": name, "file": f"{name}.keras", "format": "keras", "value_range": [-1, 1], "input_size": None}
+    trained |= {"kind": "image" if kind == "cyclegan" else "latent", "latent_dim": None if kind == "cyclegan" else 100}
+    trained |= {"description": "fake", "problem": None, "ok": True}
+    models = [m for m in models or [] if m.get("name") != name] + [trained]
+    send(port.models(models, {"gatys": "ready", "fast": "ready", "model": "ready"}))
+    stats = {"model": name, "file": f"{name}.keras", "steps": steps, "seconds": pause * steps}
+    send(port.done(training, stats, _sample(steps)))
+    return models
 
 
 if __name__ == "__main__":
