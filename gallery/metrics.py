@@ -65,7 +65,7 @@ class _GalleryState(Collector):
         for status in sorted(UNFINISHED):
             trainings.add_metric([status.value], float(sum(1 for r in unfinished if r.status == status)))
         yield trainings
-        pending = len(self.catalog.remote_actions())
+        pending = len(self.catalog.remote_actions()) + len(self.catalog.remote_actions(target="training"))
         yield GaugeMetricFamily(
             "gallery_studio_actions_pending", "Cancels and deletes Studio has not confirmed.", value=pending
         )

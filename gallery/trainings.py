@@ -31,10 +31,10 @@ engine (`engines.model` in its /v1/status: the engine that serves what a trainin
 Studio, that one. Load, queues and estimates are not weighed, and a training whose Studio is gone
 stays with it (training resumes from Studio's checkpoints, which only that Studio holds).
 
-Cancel and delete are forwarded to the training's Studio in the background, retried with capped
-backoff while this process runs, and not stored: a Gallery restarted before Studio confirmed forgets
-them (the training then runs to its end there; a deleted one's events reach no record). Deleting a
-training here never deletes the model a finished one made: it stays in Studio's models folder.
+Cancel and delete are stored as intents in the same transaction (`remote_actions`, target
+"training") and told to the training's Studio with capped backoff until it confirms, however long it
+is away and across Gallery restarts, as for paintings. Deleting a training here never deletes the
+model a finished one made: it stays in Studio's models folder.
 
 Replicas: trainings have no lease. Each process follows the trainings it was given and, at its
 start, every unfinished one, so after a restart beside running replicas a training may be followed
@@ -57,7 +57,7 @@ from gallery.hub import Publish
 from gallery.pool import Member, StudioPool
 from gallery.studio_client import StudioClient, StudioEvent
 from gallery.training_sets import TrainingSets
-from painting.catalog import Catalog
+from painting.catalog import Catalog, RemoteAction
 from painting.errors import ImageRejected, NotFound, StorageUnavailable
 from painting.fsck import SERVICE_GRACE_S, collect
 from painting.images import ImageStore
@@ -102,6 +102,7 @@ class TrainingFollower:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.checking = asyncio.Semaphore(1)  # the uploads being read and checked (gallery.training_routes)
         self._background: set[asyncio.Task[Any]] = set()
+        self._telling: set[str] = set()  # Studio training ids with a task telling Studio what to do
 
     # --- the whole --------------------------------------------------------------------------
 
@@ -114,6 +115,8 @@ class TrainingFollower:
             log.info("removed %d training image folder(s) nothing waits for", len(removed))
         for record in unfinished:
             self.kick(record.id)
+        for remote_id, _ in self.catalog.remote_actions(target="training"):  # cancels and forgets still due
+            self._tell_in_background(remote_id)
 
     async def stop(self) -> None:
         tasks = [*self._tasks.values(), *self._background]
@@ -159,11 +162,11 @@ class TrainingFollower:
     def cancel(self, training_id: str) -> bool:
         """Cancel an unfinished training here, and at its Studio (in the background); False when it
         had already ended. Raises NotFound."""
-        if not self.catalog.transition_training(training_id, Status.CANCELLED, from_=UNFINISHED):
+        if not self.catalog.transition_training(training_id, Status.CANCELLED, from_=UNFINISHED, cancel_remote=True):
             return False
         record = self.catalog.get_training(training_id)
-        if record.remote_id is not None:
-            self._tell_studio(record.remote_id, record.remote_url, "cancel")
+        if record.remote_id is not None:  # stored with the cancel: told until Studio confirms, restarts too
+            self._tell_in_background(record.remote_id)
         else:  # never sent (its task, if it is sending now, cancels what Studio made): its images can go
             self._in_background(asyncio.to_thread(self.sets.remove, training_id), f"remove-set-{training_id}")
         self.publish(views.training_event("cancelled", training_id), record.owner)
@@ -173,10 +176,10 @@ class TrainingFollower:
         """Delete a training: its record and curves, its images here, and its training at Studio (in
         the background; a model it finished stays there). Raises NotFound."""
         record = self.catalog.get_training(training_id)
-        if not self.catalog.delete_training(training_id):
+        if not self.catalog.delete_training(training_id, forget_remote=True):
             raise NotFound("No training with that id.")
-        if record.remote_id is not None:
-            self._tell_studio(record.remote_id, record.remote_url, "forget")
+        if record.remote_id is not None:  # stored with the delete: told until Studio confirms, restarts too
+            self._tell_in_background(record.remote_id)
         samples = {record.sample_image} if record.sample_image else set()
 
         def clean_up() -> None:
@@ -194,35 +197,49 @@ class TrainingFollower:
         task.add_done_callback(self._background.discard)
         return task
 
-    def _tell_studio(self, remote_id: str, remote_url: str | None, action: str) -> None:
-        self._in_background(self._tell(remote_id, remote_url, action), f"training-{action}-{remote_id}")
+    def _tell_studio(self, remote_id: str, remote_url: str | None, action: RemoteAction) -> None:
+        """Store the intent that Studio `cancel` or `forget` a training, and tell it until it confirms."""
+        self.catalog.add_remote_action(remote_id, action, remote_url, target="training")
+        self._tell_in_background(remote_id)
 
-    async def _tell(self, remote_id: str, remote_url: str | None, action: str) -> None:
-        """Cancel or forget a training at its Studio, retried while Studio is away (best effort: not
-        stored, so a restart forgets it)."""
+    def _tell_in_background(self, remote_id: str) -> None:
+        if remote_id in self._telling:
+            return
+        self._telling.add(remote_id)
+        task = self._in_background(self._tell(remote_id), f"tell-studio-training-{remote_id}")
+        task.add_done_callback(lambda _: self._telling.discard(remote_id))
+
+    async def _tell(self, remote_id: str) -> None:
+        """Do what is stored for this training at its Studio (a forget may replace a cancel meanwhile),
+        retried with capped backoff however long Studio is away, across restarts (the intent is in the
+        catalog); forget the intent once Studio confirms it."""
         attempt = 0
         while True:
-            member = self.pool.member(remote_url)
-            if member is None:
-                log.warning(
-                    "Studio training %s: its Studio %s left the pool; cannot %s it", remote_id, remote_url, action
-                )
-                return
             try:
-                if action == "cancel":
-                    await member.client.cancel_training(remote_id)
+                due = self.catalog.remote_action(remote_id)
+                if due is None:
+                    return
+                member = self.pool.member(due.remote_url)
+                if member is None:
+                    log.warning("Studio training %s: its Studio %s left the pool", remote_id, due.remote_url)
                 else:
-                    await member.client.forget_training(remote_id)
-                member.reached()
-                return
-            except (StudioJobGone, StudioRejected) as exc:  # gone already, or ended: nothing left to do
-                log.info("Studio training %s, %s: %s", remote_id, action, exc)
-                return
-            except StudioUnavailable as exc:
-                member.unreachable(str(exc))
-                log.info("Studio training %s, %s: %s; retrying", remote_id, action, exc)
-            await asyncio.sleep(backoff_s(attempt, initial_s=self.retry_initial_s, max_s=self.retry_max_s))
-            attempt += 1
+                    try:
+                        if due.action == "cancel":
+                            await member.client.cancel_training(remote_id)
+                        else:
+                            await member.client.forget_training(remote_id)
+                        member.reached()
+                    except (StudioJobGone, StudioRejected) as exc:  # gone already, or ended: nothing left to do
+                        log.info("Studio training %s, %s: %s", remote_id, due.action, exc)
+                    except StudioUnavailable as exc:
+                        member.unreachable(str(exc))
+                        raise
+                self.catalog.remove_remote_action(remote_id, due.action, asked_by=due.asked)
+                attempt = 0
+            except (StudioUnavailable, StorageUnavailable) as exc:
+                log.info("Studio training %s: %s; retrying", remote_id, exc)
+                await asyncio.sleep(backoff_s(attempt, initial_s=self.retry_initial_s, max_s=self.retry_max_s))
+                attempt += 1
 
     # --- one training -------------------------------------------------------------------------
 

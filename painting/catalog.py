@@ -59,13 +59,18 @@ RemoteAction = Literal["cancel", "forget", "weights"]
 REMOTE_ACTIONS: tuple[RemoteAction, ...] = get_args(RemoteAction)
 
 
+RemoteTarget = Literal["job", "training"]
+
+
 class DueAction(NamedTuple):
     """What the other side must still do to one of its jobs: the action, when it was (last) asked,
-    and where that side is (`remote_url`: which Studio; None for the only one)."""
+    where that side is (`remote_url`: which Studio; None for the only one), and whether it is a
+    painting's job or a training run (`target`)."""
 
     action: RemoteAction
     asked: datetime
     remote_url: str | None
+    target: RemoteTarget = "job"
 
 
 _SCOPE_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -742,18 +747,24 @@ class Catalog(TrainingsMixin):
 
     # -- what the other side must still do ----------------------------------------------------
 
-    def add_remote_action(self, remote_id: str, action: RemoteAction, remote_url: str | None = None) -> None:
+    def add_remote_action(
+        self, remote_id: str, action: RemoteAction, remote_url: str | None = None, *, target: RemoteTarget = "job"
+    ) -> None:
         """Remember that the other side (at `remote_url`, when there are several) must `cancel` or
         `forget` its job `remote_id`, or take its painting's latest loss `weights` (idempotent; a
         forget replaces a cancel or weights, a cancel replaces weights, never the other way round;
-        weights again mark the intent as asked anew)."""
+        weights again mark the intent as asked anew). `target`: a painting's job, or a training run."""
         _checked_fields({"remote_id": remote_id, "remote_url": remote_url})
         with self._write() as s:
-            self._add_remote_action(s, remote_id, action, remote_url)
+            self._add_remote_action(s, remote_id, action, remote_url, target)
 
-    def _add_remote_action(self, s: Session, remote_id: str, action: RemoteAction, remote_url: str | None) -> None:
+    def _add_remote_action(
+        self, s: Session, remote_id: str, action: RemoteAction, remote_url: str | None, target: RemoteTarget = "job"
+    ) -> None:
         if action not in REMOTE_ACTIONS:
             raise ValueError(f"a remote action is one of {REMOTE_ACTIONS}, not {action!r}")
+        if target not in ("job", "training") or (target == "training" and action == "weights"):
+            raise ValueError(f"a {target} takes no {action!r}")
         dialect = postgresql if self.backend == "postgresql" else sqlite
         row = {
             "scope": self.scope,
@@ -761,6 +772,7 @@ class Catalog(TrainingsMixin):
             "action": action,
             "created_at": _now(),
             "remote_url": remote_url,
+            "target": None if target == "job" else target,
         }
         insert = dialect.insert(db.RemoteActionRow).values(row)
         keys = ["scope", "remote_id"]
@@ -771,10 +783,11 @@ class Catalog(TrainingsMixin):
             set_ = {"action": action} if action == "cancel" else {"created_at": row["created_at"]}
             s.execute(insert.on_conflict_do_update(index_elements=keys, set_=set_, where=r.action == "weights"))
 
-    def remote_actions(self) -> list[tuple[str, RemoteAction]]:
-        """(remote job id, action) still to confirm, oldest first."""
+    def remote_actions(self, target: RemoteTarget = "job") -> list[tuple[str, RemoteAction]]:
+        """(remote id, action) still to confirm for a painting's job (or a training run), oldest first."""
         r = db.RemoteActionRow
-        query = sa.select(r.remote_id, r.action).where(r.scope == self.scope).order_by(r.created_at, r.remote_id)
+        which = r.target.is_(None) if target == "job" else r.target == target
+        query = sa.select(r.remote_id, r.action).where(r.scope == self.scope, which).order_by(r.created_at, r.remote_id)
         with self._read() as s:
             return [(remote_id, cast(RemoteAction, action)) for remote_id, action in s.execute(query)]
 
@@ -782,12 +795,15 @@ class Catalog(TrainingsMixin):
         """What the other side must still do to job `remote_id`, when it was (last) asked, and where;
         None: nothing."""
         r = db.RemoteActionRow
-        query = sa.select(r.action, r.created_at, r.remote_url).where(r.scope == self.scope, r.remote_id == remote_id)
+        query = sa.select(r.action, r.created_at, r.remote_url, r.target).where(
+            r.scope == self.scope, r.remote_id == remote_id
+        )
         with self._read() as s:
             found = s.execute(query).first()
         if found is None:
             return None
-        return DueAction(cast(RemoteAction, found.action), found.created_at, found.remote_url)
+        target: RemoteTarget = "training" if found.target == "training" else "job"
+        return DueAction(cast(RemoteAction, found.action), found.created_at, found.remote_url, target)
 
     def remove_remote_action(self, remote_id: str, action: RemoteAction, *, asked_by: datetime | None = None) -> None:
         """The other side confirmed `action` (or no longer knows the job): forget the intent, unless a
@@ -923,4 +939,5 @@ __all__ = [
     "Catalog",
     "DueAction",
     "RemoteAction",
+    "RemoteTarget",
 ]

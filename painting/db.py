@@ -204,6 +204,7 @@ class RemoteActionRow(Base):
     action: Mapped[str] = mapped_column(String(16))  # "cancel", "forget" or "weights"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     remote_url: Mapped[str | None] = mapped_column(String(2000))  # which Studio (None: the only one)
+    target: Mapped[str | None] = mapped_column(String(16))  # "training": a training run's; None: a painting's job
 
 
 class TrainingRow(Base):

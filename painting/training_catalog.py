@@ -53,6 +53,10 @@ class TrainingsMixin:
 
         def _now(self) -> datetime: ...
 
+        def _add_remote_action(
+            self, s: Session, remote_id: str, action: Any, remote_url: str | None, target: Any = "job"
+        ) -> None: ...
+
     # -- creating ------------------------------------------------------------------------------
 
     def create_training(
@@ -195,17 +199,26 @@ class TrainingsMixin:
         *,
         from_: Iterable[Status] = UNFINISHED,
         bump_attempts: bool = False,
+        cancel_remote: bool = False,
         **fields: Any,
     ) -> bool:
         """Move a training to `to` only from one of `from_` (one UPDATE), and set `fields` (step, error,
         sample_image, checkpoint_step, attempts, remote_id, remote_url, remote_cursor). Whether it
-        applied. Raises NotFound, TypeError for an unknown field, ValueError for a bad value."""
+        applied. `cancel_remote`: when it applied, its run at the other side (if any) is added to
+        `remote_actions` as a training's "cancel", in the same transaction. Raises NotFound,
+        TypeError for an unknown field, ValueError for a bad value."""
         check_painting_id(training_id)
         values = {"status": Status(to).value, **_checked_training_fields(self, fields)}
         if bump_attempts:
             values["attempts"] = db.TrainingRow.attempts + 1
         with self._write() as s:
-            return self._update_training(s, training_id, list(from_), values)
+            applied = self._update_training(s, training_id, list(from_), values)
+            if applied and cancel_remote:
+                t = db.TrainingRow
+                remote = s.execute(sa.select(t.remote_id, t.remote_url).where(t.id == training_id)).one()
+                if remote.remote_id is not None:
+                    self._add_remote_action(s, remote.remote_id, "cancel", remote.remote_url, "training")
+            return applied
 
     def record_training_progress(
         self,
@@ -243,15 +256,20 @@ class TrainingsMixin:
             s.execute(upsert)
             return True
 
-    def delete_training(self, training_id: str) -> bool:
+    def delete_training(self, training_id: str, *, forget_remote: bool = False) -> bool:
         """Remove a training run and its curves; whether there was one. Its sample images stay in the
-        store until `gc` finds nothing refers to them."""
+        store until `gc` finds nothing refers to them. `forget_remote`: its run at the other side (if
+        any) is added to `remote_actions` as a training's "forget", in the same transaction."""
         check_painting_id(training_id)
         t, p = db.TrainingRow, db.TrainingProgressRow
         with self._write() as s:
-            found = s.scalar(sa.select(t.id).where(t.id == training_id, t.scope == self.scope))
+            found = s.execute(
+                sa.select(t.remote_id, t.remote_url).where(t.id == training_id, t.scope == self.scope)
+            ).first()
             if found is None:
                 return False
+            if forget_remote and found.remote_id is not None:
+                self._add_remote_action(s, found.remote_id, "forget", found.remote_url, "training")
             s.execute(sa.delete(p).where(p.training_id == training_id))
             s.execute(sa.delete(t).where(t.id == training_id))
             return True

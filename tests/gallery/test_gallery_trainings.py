@@ -25,6 +25,7 @@ from websockets.sync.client import connect
 from websockets.typing import Origin
 
 from gallery.owners import OWNER_COOKIE
+from painting.catalog import Catalog
 
 from support import png, wait_for
 
@@ -85,6 +86,7 @@ class MockStudio:
         self.images = {"s1": SAMPLE_1, "s2": SAMPLE_2}
         self.engines: dict[str, dict[str, str]] = {}  # by host; unlisted: gatys and model ready
         self.hosts: list[str] = []  # where each training was sent
+        self.away = False  # cancels and deletes answer 503 (Studio is away) while set
 
     def seen(self, method: str, path: str) -> list[dict[str, str]]:
         return [headers for m, p, headers in self.requests if (m, p) == (method, path)]
@@ -109,6 +111,8 @@ class MockStudio:
             if self.hold:
                 return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=self._held(body))
             return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+        if self.away and path.startswith("/v1/trainings/tr-1") and method in ("POST", "DELETE"):
+            return httpx.Response(503, json={"detail": "away"})
         if method == "POST" and path == "/v1/trainings/tr-1/cancel":
             self.cancelled.add("tr-1")
             return httpx.Response(200, json={"id": "tr-1", "state": "cancelled"})
@@ -415,3 +419,22 @@ def test_with_a_pool_a_training_goes_to_the_first_studio_that_can_train(gallery_
     created = post_training(gallery.client, TINY, photos=images(4), paintings=images(4)).json()
     wait_training(gallery, created["id"], {"done"})
     assert studio.hosts == ["trains.invalid"]
+
+
+def test_a_cancel_studio_did_not_hear_is_kept_and_told_after_a_restart(gallery_factory):
+    studio = MockStudio()
+    studio.streams[None] = sse(("1", "progress", progress(2, "s1")))
+    first = gallery_factory(STUDIO, transport=httpx.MockTransport(studio), name="kept")
+    training_id = post_training(first.client, TINY, photos=images(4), paintings=images(4)).json()["id"]
+    wait_for(lambda: training(first, training_id)["step"] == 2, 10, "at step 2")
+    studio.away = True
+    assert first.client.post(f"/api/trainings/{training_id}/cancel").json()["status"] == "cancelled"
+    wait_for(lambda: studio.seen("POST", "/v1/trainings/tr-1/cancel"), 10, "the cancel tried")
+    first.stop()  # Studio never confirmed it
+    with Catalog.open(None, first.settings.data_dir, scope="gallery", migrate=False) as catalog:
+        assert catalog.remote_actions(target="training") == [("tr-1", "cancel")]  # stored, not only in memory
+    studio.away = False
+    second = gallery_factory(STUDIO, transport=httpx.MockTransport(studio), name="kept")
+    wait_for(lambda: "tr-1" in studio.cancelled, 10, "the cancel told after the restart")
+    with Catalog.open(None, second.settings.data_dir, scope="gallery", migrate=False) as catalog:
+        wait_for(lambda: catalog.remote_actions(target="training") == [], 10, "the intent dropped once confirmed")

@@ -371,7 +371,7 @@ def test_a_change_is_marked_at_the_iteration_first_painted_with_it(catalog: Cata
 def test_a_forwarded_change_is_an_intent_that_cancel_and_forget_replace(catalog: Catalog) -> None:
     rec = make(catalog, remote_id="job-w")
     catalog.change_weights(rec.id, {"style_weight": 20}, forward_remote=True)
-    action, asked, _ = catalog.remote_action("job-w") or ("none", None, None)
+    action, asked, _, _ = catalog.remote_action("job-w") or ("none", None, None, "job")
     assert action == "weights" and asked is not None
     assert catalog.find_by_remote_id("job-w") == catalog.get(rec.id)
     assert catalog.find_by_remote_id("job-none") is None
@@ -442,7 +442,8 @@ def test_a_painting_moved_off_a_gone_job_is_queued_again_and_the_job_forgotten_t
     # A cancel and a delete name the Studio of the job too.
     other = make(catalog, remote_id="job-2", remote_url="http://gpu-2:8100")
     catalog.transition(other.id, Status.CANCELLED, cancel_remote=True)
-    assert catalog.remote_action("job-2") == ("cancel", catalog.remote_action("job-2")[1], "http://gpu-2:8100")  # type: ignore[index]
+    due = catalog.remote_action("job-2")
+    assert due is not None and (due.action, due.remote_url, due.target) == ("cancel", "http://gpu-2:8100", "job")
     with pytest.raises(NotFound):
         catalog.move_off_remote("0" * 32, "job-gone")
 

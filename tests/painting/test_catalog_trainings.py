@@ -89,3 +89,17 @@ def test_a_point_is_read_from_json_strictly() -> None:
     for bad in ({"step": -1, "losses": {}}, {"step": 1, "losses": {"g": "x"}}, {"step": 1, "losses": []}, [1]):
         with pytest.raises(ValueError):
             TrainingPoint.from_json(bad)
+
+
+def test_a_cancel_or_delete_stores_what_studio_must_do_to_the_run_apart_from_jobs(catalog: Catalog) -> None:
+    run = make(catalog, remote_id="studio-run-1", remote_url="http://gpu-1:8100")
+    catalog.add_remote_action("job-9", "cancel")  # a painting's job: not the training's business
+    assert catalog.transition_training(run.id, Status.CANCELLED, cancel_remote=True)
+    due = catalog.remote_action("studio-run-1")
+    assert due is not None and (due.action, due.remote_url, due.target) == ("cancel", "http://gpu-1:8100", "training")
+    assert catalog.remote_actions(target="training") == [("studio-run-1", "cancel")]
+    assert catalog.remote_actions() == [("job-9", "cancel")]
+    assert catalog.delete_training(run.id, forget_remote=True)
+    assert catalog.remote_actions(target="training") == [("studio-run-1", "forget")]  # a forget replaces it
+    with pytest.raises(ValueError):
+        catalog.add_remote_action("studio-run-2", "weights", target="training")

@@ -1,4 +1,5 @@
-"""Training runs (a CycleGAN or DCGAN trained on uploaded collections) and their loss curves.
+"""Training runs (a CycleGAN or DCGAN trained on uploaded collections) and their loss curves, and
+what a Studio must still do to a training run (a remote action's `target`).
 
 Revision ID: 0006
 Revises: 0005
@@ -20,6 +21,8 @@ JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("remote_actions") as batch:
+        batch.add_column(sa.Column("target", sa.String(16), nullable=True))
     op.create_table(
         "trainings",
         sa.Column("id", sa.String(32), nullable=False),
@@ -68,3 +71,6 @@ def downgrade() -> None:
     op.drop_index("ix_trainings_scope_status", table_name="trainings")
     op.drop_index("ix_trainings_scope_created_at_id", table_name="trainings")
     op.drop_table("trainings")
+    op.execute("DELETE FROM remote_actions WHERE target IS NOT NULL")  # the older code knows no trainings
+    with op.batch_alter_table("remote_actions") as batch:
+        batch.drop_column("target")
