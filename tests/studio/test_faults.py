@@ -129,9 +129,12 @@ def full_disk(folder: Path) -> Iterator[None]:
 def test_a_full_disk_pauses_studio_and_it_recovers(tmp_path, studio_factory):
     if os.geteuid() != 0:
         cannot_run("FULL-DISK TEST CANNOT RUN: needs root to mount a small tmpfs")
-    disk = tmp_path / "disk" / "data"  # Studio's data folder; its log goes beside it, off the small disk
+    # Studio's data folder; its log goes beside it, off the small disk. 32 MB, not less: the catalog's
+    # write-ahead log alone grows to several MB while a job paints (a checkpoint reuses it, never shrinks
+    # it), and under CI's load it once filled an 8 MB disk before the test did.
+    disk = tmp_path / "disk" / "data"
     disk.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)], capture_output=True)
     if mounted.returncode != 0:
         cannot_run(f"FULL-DISK TEST CANNOT RUN: mount -t tmpfs failed: {mounted.stderr.decode().strip()}")
     try:
