@@ -32,7 +32,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, WebSocket
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
 from gallery import views
@@ -230,8 +230,8 @@ async def delete_painting(painting_id: str, gallery: GalleryDep, visitor: Visito
     return Response(status_code=204)
 
 
-@api.get("/images/{image_id}", response_class=FileResponse, responses={**IMAGE_RESPONSE, **refusals(404, 422)})
-async def get_image(image_id: str, gallery: GalleryDep, visitor: VisitorDep) -> FileResponse:
+@api.get("/images/{image_id}", response_class=StreamingResponse, responses={**IMAGE_RESPONSE, **refusals(404, 422)})
+async def get_image(image_id: str, gallery: GalleryDep, visitor: VisitorDep) -> StreamingResponse:
     if visitor.private and not visitor.operator:
         check_image_id(image_id)
         if visitor.owner is None or not _owner_has_image(gallery, visitor.owner, image_id):

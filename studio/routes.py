@@ -45,7 +45,7 @@ import struct
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
 from httpapi.errors import BadRequest, refusals
@@ -256,8 +256,8 @@ async def forget_job(job_id: str, studio: StudioDep) -> Response:
     return Response(status_code=204)
 
 
-@v1.get("/images/{image_id}", response_class=FileResponse, responses={**IMAGE_RESPONSE, **refusals(404, 422)})
-async def get_image(image_id: str, studio: StudioDep) -> FileResponse:
+@v1.get("/images/{image_id}", response_class=StreamingResponse, responses={**IMAGE_RESPONSE, **refusals(404, 422)})
+async def get_image(image_id: str, studio: StudioDep) -> StreamingResponse:
     return image_response(studio.images, image_id, cache_control="private, max-age=31536000, immutable")
 
 
